@@ -1,0 +1,176 @@
+package config
+
+import (
+	"time"
+)
+
+// Default returns the embedded defaults: what rampart runs with when no file
+// is given, and the base a file is decoded over. Each value is chosen for a
+// news or government site under a flood; docs/configuration.md gives the
+// reasons.
+func Default() *Config {
+	return &Config{
+		Listeners: []Listener{{Address: "127.0.0.1:8080"}},
+		Upstream: Upstream{
+			Balance: "round_robin",
+			HealthCheck: HealthCheck{
+				Path:               "/",
+				Interval:           Duration(5 * time.Second),
+				Timeout:            Duration(2 * time.Second),
+				HealthyThreshold:   2,
+				UnhealthyThreshold: 3,
+			},
+			Passive: Passive{
+				MaxFails:    5,
+				Window:      Duration(10 * time.Second),
+				EjectFor:    Duration(10 * time.Second),
+				MaxEjectFor: Duration(5 * time.Minute),
+			},
+			DialTimeout:           Duration(5 * time.Second),
+			ResponseHeaderTimeout: Duration(30 * time.Second),
+			IdleConnTimeout:       Duration(90 * time.Second),
+			MaxIdleConnsPerTarget: 256,
+		},
+		Admin:        Admin{Listen: "127.0.0.1:9901"},
+		Mode:         "normal",
+		TLS:          TLS{MinVersion: "1.2"},
+		Client:       Client{PrefixV4: 24, PrefixV6: 64},
+		DefaultRules: true,
+		Hardening: Hardening{
+			ReadHeaderTimeout:   Duration(10 * time.Second),
+			IdleTimeout:         Duration(60 * time.Second),
+			WriteTimeout:        Duration(30 * time.Second),
+			TLSHandshakeTimeout: Duration(5 * time.Second),
+			MinBodyRate:         1 << 10,
+			BodyRateGrace:       Duration(5 * time.Second),
+			MaxHeaderBytes:      16 << 10,
+			MaxHeaderCount:      100,
+			MaxBodyBytes:        10 << 20,
+			MaxRanges:           8,
+			MaxConns:            50000,
+			MaxConnsPerIP:       256,
+			ProxyHeaderTimeout:  Duration(5 * time.Second),
+			H2: H2{
+				MaxConcurrentStreams: 100,
+				MaxHeaderListSize:    16 << 10,
+				GlitchBudget:         100,
+				ResetBudget:          200,
+				BudgetRefill:         5,
+			},
+		},
+		Limits: Limits{
+			TableCapacity:  1 << 20,
+			BlocksCapacity: 1 << 20,
+			Escalation: Escalation{
+				Strikes: 20,
+				Window:  Duration(10 * time.Second),
+				BaseTTL: Duration(time.Minute),
+				MaxTTL:  Duration(time.Hour),
+				Forget:  Duration(time.Hour),
+			},
+			TarpitDelay:    Duration(5 * time.Second),
+			TarpitMax:      1000,
+			ClearanceRate:  20,
+			ClearanceBurst: 200,
+		},
+		Lists: Lists{WatchInterval: Duration(5 * time.Second)},
+		Challenge: Challenge{
+			Difficulty:   ModeInts{Normal: 16, Elevated: 16, UnderAttack: 18},
+			ClearanceTTL: ModeDurations{Normal: Duration(24 * time.Hour), Elevated: Duration(4 * time.Hour), UnderAttack: Duration(time.Hour)},
+			KeyRotation:  Duration(24 * time.Hour),
+			NoJS:         "deny",
+			NoJSRate:     Rate(1.0 / 60),
+			BypassPaths: mustPatterns(
+				"/.well-known/*", "/robots.txt", "/favicon.ico", "/sitemap*.xml",
+				"*.rss", "/feed*", "/rss*", "/atom*", "/api/*",
+			),
+		},
+		Cache: Cache{
+			MaxSize:        256 << 20,
+			MaxEntrySize:   4 << 20,
+			MicroTTL:       Duration(2 * time.Second),
+			MicroCacheMode: "elevated",
+			StaleIfError:   Duration(time.Hour),
+			CoalesceWait:   Duration(5 * time.Second),
+			SessionCookies: []string{"session*", "sessionid", "PHPSESSID", "JSESSIONID", "wordpress_logged_in_*", "wp-settings-*", "SESS*", "SSESS*", "_session*", "auth*"},
+			LearnParams:    true,
+			NormaliseMode:  "under_attack",
+		},
+		Admission: Admission{
+			InitialLimit: 20,
+			MinLimit:     2,
+			MaxLimit:     1000,
+			QueueSize:    1024,
+			MaxWait: ClassDurations{
+				Priority:   Duration(10 * time.Second),
+				Normal:     Duration(5 * time.Second),
+				Suspicious: Duration(time.Second),
+			},
+		},
+		Log: Log{Level: "info", AccessSample: 0.01, AccessMaxPerSecond: 100},
+	}
+}
+
+// BuiltinRules are appended after the operator's rules when default_rules is
+// true (the default). Why each is what it is:
+//
+//   - Pages per address, 10/s with a burst of 50: a reader opens a page every
+//     few seconds; an office or a carrier-grade NAT puts dozens of readers
+//     behind one address and still stays far below; a single flooding bot
+//     sends hundreds a second.
+//   - Pages per network (/24, /64), 100/s with a burst of 300, answered with
+//     a challenge rather than a refusal: botnets spread a flood thin over
+//     many addresses of the same networks, while the real people who share
+//     those networks can prove they run a browser and carry on.
+//   - Static assets per address, 50/s with a burst of 200: a page pulls in
+//     dozens of assets at once, and they are cheap (cached).
+//   - Writes (POST, PUT, PATCH, DELETE) per address, 2/s with a burst of 10:
+//     comment forms and logins are rare, and writes always reach the origin.
+//   - Cache misses per address, 5/s with a burst of 20: a miss costs the
+//     origin real work; a cache-busting bot misses on every request.
+func BuiltinRules() []Rule {
+	t, f := true, false
+	return []Rule{
+		{
+			Name:   "default-writes-per-ip",
+			Match:  Match{Methods: []string{"POST", "PUT", "PATCH", "DELETE"}},
+			Limit:  &Limit{Rate: 2, Burst: 10, By: []string{"ip"}},
+			Action: "limit",
+		},
+		{
+			Name:   "default-static-per-ip",
+			Match:  Match{Static: &t},
+			Limit:  &Limit{Rate: 50, Burst: 200, By: []string{"ip"}},
+			Action: "limit",
+		},
+		{
+			Name:   "default-pages-per-ip",
+			Match:  Match{Static: &f},
+			Limit:  &Limit{Rate: 10, Burst: 50, By: []string{"ip"}},
+			Action: "limit",
+		},
+		{
+			Name:   "default-pages-per-prefix",
+			Match:  Match{Static: &f, Cleared: &f},
+			Limit:  &Limit{Rate: 100, Burst: 300, By: []string{"prefix"}},
+			Action: "challenge",
+		},
+		{
+			Name:   "default-misses-per-ip",
+			Limit:  &Limit{Rate: 5, Burst: 20, By: []string{"ip"}, Count: "misses"},
+			Action: "limit",
+		},
+	}
+}
+
+func mustPatterns(ss ...string) []Pattern {
+	out := make([]Pattern, len(ss))
+	for i, s := range ss {
+		p, err := ParsePattern(s)
+		if err != nil {
+			panic(err)
+		}
+		out[i] = p
+	}
+	return out
+}
