@@ -176,7 +176,7 @@ type Pattern struct {
 	re     *regexp.Regexp
 	// prefix is set for globs of the form "literal*" (the common case),
 	// which match by prefix without path.Match.
-	prefix  string
+	prefix string
 	// suffix is set for globs of the form "*literal" ("*.css").
 	suffix  string
 	literal bool
