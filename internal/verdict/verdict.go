@@ -6,6 +6,7 @@ package verdict
 
 import (
 	"fmt"
+	"net/http"
 	"net/netip"
 	"time"
 )
@@ -174,6 +175,11 @@ type Facts struct {
 	// Fingerprints holds TLS and HTTP/2 fingerprints once a later stage
 	// computes them; empty strings mean unknown.
 	Fingerprints Fingerprints
+	// Header is the request's header, read only. Rules match and key on
+	// header and cookie values through it.
+	Header http.Header
+	// UserAgent is the User-Agent header value.
+	UserAgent string
 }
 
 // Fingerprints are passive client fingerprints. They are filled in by the
@@ -208,6 +214,9 @@ type Decision struct {
 	DryRun string
 	// DryRunAction is what the dry-run rule would have done.
 	DryRunAction Action
+	// MaxBody, when positive, lowers the request body limit for this
+	// request (a rule's max_body).
+	MaxBody int64
 }
 
 // EventKind says what an Event reports.
