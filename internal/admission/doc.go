@@ -1,0 +1,25 @@
+// Package admission owns the gate in front of the origin: an adaptive
+// concurrency limit per upstream pool, a priority queue with per-class
+// deadlines for the requests over the limit, and a pool-wide circuit breaker.
+//
+// The limit is found, not configured. Every response from the origin is a
+// sample of its latency (time to response headers). The Limiter measures the
+// origin's unloaded latency (minRTT) by probing at MinLimit concurrency now
+// and then, compares the median latency of each short window with it, and
+// moves the limit by the gradient (1+Tolerance)·minRTT/sampleRTT: a latency
+// near the unloaded one lets the limit grow by a headroom of √limit, a
+// latency above the tolerance shrinks it in proportion. Overload signals from
+// the origin (502, 503, 504, timeouts) cut it multiplicatively. The ideas
+// come from Envoy's adaptive concurrency filter and Netflix's
+// concurrency-limits (Gradient2, Vegas); the code is our own.
+//
+// Requests over the limit wait in a bounded queue, priority class first
+// (verdict.ClassPriority, then ClassNormal, then ClassSuspicious), FIFO
+// within a class, each until its class deadline. Waiting is a channel
+// receive with a timer; no goroutine polls. A request that cannot be
+// admitted gets a 503 with Retry-After and the operator's overload page,
+// which the cache in front turns into a stale copy when it has one.
+//
+// The package knows nothing about caching or about clients beyond their
+// priority class.
+package admission
