@@ -4,7 +4,7 @@ import (
 	"container/heap"
 	"errors"
 	"math/rand/v2"
-		"testing"
+	"testing"
 	"time"
 
 	"github.com/rampart-shield/rampart/internal/verdict"

@@ -19,14 +19,14 @@ func TestMiddlewareRefuses(t *testing.T) {
 		noWait[i] = -1
 	}
 	tests := []struct {
-		name       string
-		o          Options
-		method     string
+		name        string
+		o           Options
+		method      string
 		openCircuit bool
-		wantReason string
-		wantRetry  string
-		wantBody   string
-		wantType   string
+		wantReason  string
+		wantRetry   string
+		wantBody    string
+		wantType    string
 	}{
 		{name: "over the limit", method: "GET", wantReason: "overload", wantRetry: "5", wantBody: string(defaultOverloadPage), wantType: "text/html; charset=utf-8"},
 		{name: "HEAD has no body", method: "HEAD", wantReason: "overload", wantRetry: "5", wantType: "text/html; charset=utf-8"},
