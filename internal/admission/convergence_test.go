@@ -13,52 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rampart-shield/rampart/internal/demo"
 	"github.com/rampart-shield/rampart/internal/verdict"
 )
-
-// fixedOrigin is an origin of fixed capacity: c workers, each request holding
-// one for d; requests beyond c wait for a worker inside the origin. It
-// records each request's latency as the origin sees it (arrival to answer).
-type fixedOrigin struct {
-	sem chan struct{}
-	d   time.Duration
-	mu  sync.Mutex
-	lat []sample
-}
-
-type sample struct {
-	at time.Time
-	d  time.Duration
-}
-
-func (o *fixedOrigin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	o.sem <- struct{}{}
-	time.Sleep(o.d) // the origin's work, not a test wait
-	<-o.sem
-	end := time.Now()
-	o.mu.Lock()
-	o.lat = append(o.lat, sample{at: end, d: end.Sub(start)})
-	o.mu.Unlock()
-	io.WriteString(w, "page")
-}
-
-func (o *fixedOrigin) meanSince(t time.Time) (time.Duration, int) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	var sum time.Duration
-	n := 0
-	for _, s := range o.lat {
-		if !s.at.Before(t) {
-			sum += s.d
-			n++
-		}
-	}
-	if n == 0 {
-		return 0, 0
-	}
-	return sum / time.Duration(n), n
-}
 
 type classStats struct {
 	ok, refused atomic.Int64
@@ -66,21 +23,26 @@ type classStats struct {
 }
 
 // TestConvergesInFrontOfFixedCapacityOrigin runs the whole gate in real time
-// on loopback: a reverse proxy behind the admission middleware in front of an
-// origin of capacity C=8 and latency D=25ms, flooded by 48 closed-loop
-// clients (6 priority, 30 normal, 12 suspicious): six times its capacity.
-// Within 3 s the limit settles within [C/2, 2.5·C] (design point 1.25·C), the
-// origin's mean latency over the last second stays under 2.5·D (without the
-// gate it would be 6·D), and priority visitors are served first: their mean
-// latency is below that of normal visitors, and suspicious ones are served
-// least. The ranges are wide because the machine is small and shared.
+// on loopback: a reverse proxy behind the admission middleware in front of
+// the demo origin with a capacity of C=8 workers and a page cost of D=25ms
+// (requests beyond C wait in the origin's own line), flooded by 48
+// closed-loop clients (6 priority, 30 normal, 12 suspicious): six times its
+// capacity. Within 3 s the limit settles within [C/2, 2.5·C] (design point
+// 1.25·C), the origin's median latency over the last second stays under
+// 2.5·D (without the gate it would be 6·D), and priority visitors are served
+// first: their mean latency is below that of normal visitors, and suspicious
+// ones are served least. The ranges are wide because the machine is small
+// and shared.
 func TestConvergesInFrontOfFixedCapacityOrigin(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real-time test")
 	}
 	const c, d = 8, 25 * time.Millisecond
-	origin := &fixedOrigin{sem: make(chan struct{}, c), d: d}
-	osrv := httptest.NewServer(origin)
+	origin, err := demo.New(demo.Options{Workers: c, Queue: 1024, PageCost: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	osrv := httptest.NewServer(origin.Handler())
 	defer osrv.Close()
 	target, _ := url.Parse(osrv.URL)
 	proxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) }}
@@ -114,7 +76,7 @@ func TestConvergesInFrontOfFixedCapacityOrigin(t *testing.T) {
 		for range cl.n {
 			wg.Go(func() {
 				for ctx.Err() == nil {
-					req, _ := http.NewRequestWithContext(ctx, "GET", fsrv.URL+"/", nil)
+					req, _ := http.NewRequestWithContext(ctx, "GET", fsrv.URL+"/news/1", nil)
 					req.Header.Set("X-Test-Class", cl.name)
 					start := time.Now()
 					resp, err := client.Do(req)
@@ -134,20 +96,27 @@ func TestConvergesInFrontOfFixedCapacityOrigin(t *testing.T) {
 			})
 		}
 	}
-	// Sample the limit during the last second.
+	// Sample the limit during the last second, and the origin's latency
+	// from then on.
 	var limits []int
 	tick := time.NewTicker(50 * time.Millisecond)
 	lastSecond := time.Now().Add(2 * time.Second)
+	reset := false
 	for ctx.Err() == nil {
 		select {
 		case now := <-tick.C:
 			if now.After(lastSecond) {
+				if !reset {
+					origin.Reset()
+					reset = true
+				}
 				limits = append(limits, l.Stats().Limit)
 			}
 		case <-ctx.Done():
 		}
 	}
 	tick.Stop()
+	ost := origin.Stats()
 	wg.Wait()
 
 	meanLimit := 0.0
@@ -155,10 +124,10 @@ func TestConvergesInFrontOfFixedCapacityOrigin(t *testing.T) {
 		meanLimit += float64(v)
 	}
 	meanLimit /= float64(max(1, len(limits)))
-	originLat, n := origin.meanSince(lastSecond)
+	originP50 := time.Duration(ost.Latency.P50ms * float64(time.Millisecond))
 	s := l.Stats()
-	t.Logf("limit over the last second: mean %.1f (samples %v); minRTT %v; origin mean latency %v over %d requests",
-		meanLimit, limits, s.MinRTT, originLat, n)
+	t.Logf("limit over the last second: mean %.1f (samples %v); minRTT %v; origin p50 %v (histogram bucket bound, up to 19%% high) over %d requests, peak origin queue %d",
+		meanLimit, limits, s.MinRTT, originP50, ost.Latency.Count, ost.PeakQueueDepth)
 	var meanLat [verdict.NumClasses]time.Duration
 	for i := range stats {
 		ok := stats[i].ok.Load()
@@ -170,8 +139,8 @@ func TestConvergesInFrontOfFixedCapacityOrigin(t *testing.T) {
 	if meanLimit < c/2 || meanLimit > 2.5*c {
 		t.Errorf("limit %.1f, want within [%d, %.0f]", meanLimit, c/2, 2.5*c)
 	}
-	if n == 0 || originLat > 5*d/2 {
-		t.Errorf("origin mean latency %v over the last second, want at most 2.5·D = %v", originLat, 5*d/2)
+	if ost.Latency.Count == 0 || originP50 > 5*d/2 {
+		t.Errorf("origin median latency %v over the last second, want at most 2.5·D = %v", originP50, 5*d/2)
 	}
 	p, nm, sus := &stats[verdict.ClassPriority], &stats[verdict.ClassNormal], &stats[verdict.ClassSuspicious]
 	if p.ok.Load() == 0 || meanLat[verdict.ClassPriority] >= meanLat[verdict.ClassNormal] {
