@@ -1,0 +1,19 @@
+// Package upstream owns rampart's origin pool: the reverse proxy that is the
+// last handler of the pipeline (policy → cache → admission → upstream), the
+// tuned transports to the origins, the choice of an origin for each request
+// (round-robin or least-connections), active health checks, passive ejection
+// and a circuit breaker per origin, and the shield's own 502/504 pages when no
+// origin can answer.
+//
+// The package never decides policy and knows nothing about clients beyond
+// what it is told: the client address, whether it came over TLS and the
+// verified proxy chain arrive through [WithClient] or [Options.Client]; when
+// neither says anything, the TCP peer is taken as the client and any
+// X-Forwarded-For the client sent is dropped.
+//
+// A [Pool] is an [http.Handler]. It wraps one [httputil.ReverseProxy] built
+// once with a Rewrite function (never Director), one sync.Pool of copy
+// buffers, and one [http.Transport] per origin. Choosing an origin uses
+// atomic counters only; locks are taken only when an origin fails or changes
+// state.
+package upstream
