@@ -257,11 +257,16 @@ func (o *Origin) Reset() {
 }
 
 // Serve accepts connections on l, at most Options.MaxConns at once, and
-// serves the site on them with ordinary server timeouts (30s to read a
-// request head, 60s to read a whole request, 120s idle). It returns when l
-// fails or Close is called (then with http.ErrServerClosed).
+// serves the site on them over HTTP/1.1 and HTTP/2 with prior knowledge
+// (h2c), with ordinary server timeouts (30s to read a request head, 60s to
+// read a whole request, 120s idle). It returns when l fails or Close is
+// called (then with http.ErrServerClosed).
 func (o *Origin) Serve(l net.Listener) error {
+	protos := new(http.Protocols)
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true)
 	srv := &http.Server{
+		Protocols:         protos,
 		Handler:           o.Handler(),
 		ReadHeaderTimeout: 30 * time.Second,
 		ReadTimeout:       60 * time.Second,
