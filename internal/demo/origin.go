@@ -365,8 +365,11 @@ func (o *Origin) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		o.overloaded(w)
 		return
 	}
+	// A request that has just been handed a freed worker still counts as
+	// queued for a moment, so depth can briefly read Queue+1: the peak is
+	// capped at the real bound.
 	depth := o.queued.Add(1)
-	o.c.notePeak(depth)
+	o.c.notePeak(min(depth, int64(o.opt.Queue)))
 	select {
 	case o.slots <- struct{}{}:
 		o.queued.Add(-1)

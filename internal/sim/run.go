@@ -329,7 +329,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		rep.Notes = append(rep.Notes, "IPv6 target: every client uses ::1 as its source, so per-address defences see one client")
 	}
 	if cfg.Solver == nil {
-		rep.Notes = append(rep.Notes, "no challenge solver: JS-capable visitors and the browser botnet fail when challenged")
+		rep.Notes = append(rep.Notes, "no challenge solver configured: JS-capable visitors and the browser botnet fail when challenged")
 	}
 
 	// Everything below may send packets: the target is validated.
