@@ -282,10 +282,11 @@ func (b *Blocks) set(p netip.Prefix, v blockVal) {
 // case Add returns an error wrapping ErrFull. An invalid prefix or a ttl
 // <= 0 is an error. Add returns the block as it now stands.
 func (b *Blocks) Add(p netip.Prefix, ttl time.Duration, reason string) (Block, error) {
-	p, ok := normalise(p)
+	np, ok := normalise(p)
 	if !ok {
-		return Block{}, fmt.Errorf("iplist: block: %w: %v", ErrInvalidPrefix, p)
+		return Block{}, fmt.Errorf("iplist: block: %w %v", ErrInvalidPrefix, p)
 	}
+	p = np
 	if ttl <= 0 {
 		return Block{}, fmt.Errorf("iplist: block %v: ttl %v must be positive", p, ttl)
 	}

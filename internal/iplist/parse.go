@@ -29,10 +29,11 @@ var ErrInvalidPrefix = errors.New("invalid prefix")
 // returns "NAME:LINE:COL: message", LINE and COL counted from 1 and COL in
 // bytes, as editors and compilers print them.
 type ParseError struct {
-	Name      string // the list's name, usually its file path
-	Line, Col int
-	Msg       string
-	Err       error // ErrInvalidPrefix for syntax errors, else the cause
+	Name string // the list's name, usually its file path
+	Line int    // line number, from 1
+	Col  int    // byte column, from 1
+	Msg  string // what is wrong, without the position
+	Err  error  // ErrInvalidPrefix for syntax errors, else the cause
 }
 
 // Error implements error.

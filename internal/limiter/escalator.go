@@ -2,6 +2,7 @@ package limiter
 
 import (
 	"fmt"
+	"math"
 	"sync"
 	"time"
 )
@@ -197,22 +198,18 @@ func (e *Escalator) level(s *escSlot, now int64) uint32 {
 // strikes are older than Window, its block is over and its level has decayed
 // to 0.
 func (e *Escalator) expiry(s *escSlot) int64 {
-	at := int64(0)
+	at := int64(math.MinInt64)
 	if s.strikes > 0 {
 		at = s.windowStart + e.window
 	}
-	if end := e.levelExpiry(s); end > at {
-		at = end
+	if s.level > 0 {
+		at = max(at, e.levelExpiry(s))
 	}
 	return at
 }
 
-// levelExpiry returns when s's level will have decayed to 0 (0 if it has
-// none).
+// levelExpiry returns when s's level (> 0) will have decayed to 0.
 func (e *Escalator) levelExpiry(s *escSlot) int64 {
-	if s.level == 0 {
-		return 0
-	}
 	return e.blockEnd(s) + int64(s.level)*e.forget
 }
 

@@ -297,3 +297,20 @@ func TestStrikeDoesNotAllocate(t *testing.T) {
 		t.Errorf("Strike allocates %v times per call", allocs)
 	}
 }
+
+// TestEscalatorNegativeClock checks that lapsed strike series are reused
+// without an eviction whatever the clock reads (fake clocks before 1970).
+func TestEscalatorNegativeClock(t *testing.T) {
+	const s = int64(time.Second)
+	e := newTestEscalator(t, EscalatorOptions{Capacity: Ways, Strikes: 5, Window: 10 * time.Second})
+	base := -1000 * s
+	for k := uint64(1); k <= Ways; k++ {
+		e.Strike(k, base)
+	}
+	for k := uint64(100); k < 100+Ways; k++ {
+		e.Strike(k, base+20*s)
+	}
+	if st := e.Stats(); st.Evictions != 0 || st.Reclaims != Ways {
+		t.Errorf("lapsed series at negative times: %+v; want %d reclaims, no evictions", st, Ways)
+	}
+}

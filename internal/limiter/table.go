@@ -2,6 +2,7 @@ package limiter
 
 import (
 	"fmt"
+	"math"
 	"sync"
 	"time"
 )
@@ -24,9 +25,9 @@ type TableOptions struct {
 	Shards int
 	// OnPressure, if set, is called when the table evicts an entry that
 	// still held limiting state, at most once per second of the injected
-	// clock. It runs synchronously on the caller's goroutine, after the
-	// shard lock is released; it must be fast and must not call back into
-	// the table's Allow, Peek or Charge for long. Use it to log a warning.
+	// clock. It runs synchronously on the goroutine of the Allow or Charge
+	// that evicted, after the shard lock is released, so it may call Stats;
+	// it must return quickly. Use it to log a warning.
 	OnPressure func()
 	// Now is the clock Stats uses to judge Pressure; it must agree with
 	// the times passed to Allow and Charge. Default time.Now.
@@ -45,9 +46,8 @@ type TableOptions struct {
 // nearest to expiry, and counts a live eviction (see TableStats and
 // TableOptions.OnPressure). New keys go to the bucket with more free slots,
 // which keeps buckets balanced (see TableOptions.Capacity for the measured
-// occupancy).
-// Rejected requests never insert a key, so a flood of over-limit requests
-// cannot churn the table.
+// occupancy). Rejected requests never insert a key, so a flood of
+// over-limit requests cannot churn the table.
 //
 // Key 0 is reserved for empty slots and is silently mapped to another fixed
 // key; keys from KeyBuilder are never 0.
@@ -63,6 +63,10 @@ type Table struct {
 	pressure pressure
 	now      func() time.Time
 }
+
+// absentTAT stands for the TAT of a key the table does not hold: any value
+// at or before now behaves the same.
+const absentTAT = math.MinInt64
 
 type tableSlot struct {
 	key uint64 // 0 marks an empty slot
@@ -115,7 +119,7 @@ func (t *Table) Allow(key uint64, p Params, cost int64, now int64) (ok bool, ret
 		return false, time.Duration(p.limit)
 	}
 	sh, slot, free := t.lock(key, now)
-	var tat int64
+	tat := int64(absentTAT)
 	if slot != nil {
 		tat = slot.tat
 	}
@@ -145,7 +149,7 @@ func (t *Table) Peek(key uint64, p Params, now int64) (ok bool, retryAfter time.
 		return true, 0
 	}
 	sh, slot, _ := t.lock(key, now)
-	var tat int64
+	tat := int64(absentTAT)
 	if slot != nil {
 		tat = slot.tat
 	}
@@ -170,7 +174,7 @@ func (t *Table) Charge(key uint64, p Params, cost int64, now int64) {
 		sh.mu.Unlock()
 		return
 	}
-	live := insert(free, fixKey(key), p.charge(0, cost, now), now, &sh.shardCounters)
+	live := insert(free, fixKey(key), p.charge(absentTAT, cost, now), now, &sh.shardCounters)
 	sh.mu.Unlock()
 	if live {
 		t.pressure.note(now)

@@ -527,3 +527,24 @@ func TestTwoChoiceBalances(t *testing.T) {
 		t.Errorf("half-full table: %+v; want no evictions", st)
 	}
 }
+
+// TestNegativeClock checks that an absent key is rested whatever the clock
+// reads, even before the Unix epoch (fake clocks).
+func TestNegativeClock(t *testing.T) {
+	tb := newTestTable(t, TableOptions{Capacity: 64})
+	p := mustParams(t, 1, 1)
+	now := -int64(10 * time.Second)
+	if ok, retry := tb.Peek(1, p, now); !ok {
+		t.Fatalf("Peek on an absent key at a negative time = false, %v", retry)
+	}
+	if ok, retry := tb.Allow(1, p, 1, now); !ok {
+		t.Fatalf("Allow on an absent key at a negative time = false, %v", retry)
+	}
+	if ok, retry := tb.Allow(1, p, 1, now); ok || retry != time.Second {
+		t.Fatalf("second Allow = %v, %v; want false, 1s", ok, retry)
+	}
+	tb.Charge(2, p, 1, now)
+	if ok, retry := tb.Peek(2, p, now); ok || retry != time.Second {
+		t.Fatalf("Peek after Charge(1) = %v, %v; want false, 1s", ok, retry)
+	}
+}
