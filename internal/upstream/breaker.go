@@ -43,8 +43,8 @@ type upstream struct {
 	scheme string // "http" or "https": what the transport speaks
 	host   string // host[:port] dialled
 	weight int64
-	rt     http.RoundTripper
-	tr     *http.Transport
+	rt     http.RoundTripper // the fast path, or the http.Transport
+	idle   interface{ CloseIdleConnections() }
 	check  *http.Request // health check template
 
 	inflight  atomic.Int64

@@ -262,7 +262,7 @@ func TestOriginStoppedThenRestarted(t *testing.T) {
 
 	o.stop()
 	cl.CloseIdleConnections()
-	p.ups[0].tr.CloseIdleConnections()
+	p.ups[0].idle.CloseIdleConnections()
 	for i := 0; i < DefaultPassiveMaxFails; i++ {
 		res, _ := get(t, cl, fe.URL+"/")
 		if res.StatusCode != http.StatusBadGateway || res.Header.Get(HeaderMitigated) != ReasonUpstreamError {

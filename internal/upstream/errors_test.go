@@ -50,40 +50,43 @@ func TestErrorPages(t *testing.T) {
 		{"header timeout, curl", slow.URL, "GET", "*/*", 504, ReasonUpstreamTimeout, "text/plain; charset=utf-8", "504 Gateway Timeout: "},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			p := newPool(t, Options{
-				Targets:               []Target{{URL: mustURL(t, tc.target)}},
-				ResponseHeaderTimeout: 30 * time.Millisecond,
-				HealthCheck:           HealthCheckOptions{Disabled: true},
+		for _, path := range []string{"fast path", "net/http transport"} {
+			t.Run(tc.name+"/"+path, func(t *testing.T) {
+				p := newPool(t, Options{
+					Targets:               []Target{{URL: mustURL(t, tc.target)}},
+					ResponseHeaderTimeout: 30 * time.Millisecond,
+					DisableFastPath:       path != "fast path",
+					HealthCheck:           HealthCheckOptions{Disabled: true},
+				})
+				fe, cl := frontend(t, p)
+				req, _ := http.NewRequest(tc.method, fe.URL+"/page", nil)
+				req.Header.Set("Accept", tc.accept)
+				res, err := cl.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode != tc.status || res.Header.Get(HeaderMitigated) != tc.reason {
+					t.Fatalf("status %d %s=%q, want %d %q", res.StatusCode, HeaderMitigated, res.Header.Get(HeaderMitigated), tc.status, tc.reason)
+				}
+				if ct := res.Header.Get("Content-Type"); ct != tc.ctype {
+					t.Fatalf("Content-Type %q, want %q", ct, tc.ctype)
+				}
+				if res.Header.Get("Cache-Control") != "no-store" {
+					t.Fatalf("Cache-Control %q", res.Header.Get("Cache-Control"))
+				}
+				if tc.contains == "" && len(body) != 0 {
+					t.Fatalf("HEAD got a body of %d bytes", len(body))
+				}
+				if !strings.Contains(string(body), tc.contains) {
+					t.Fatalf("body %q does not contain %q", body, tc.contains)
+				}
+				if st := p.Health()[0]; st.Failures != 1 {
+					t.Fatalf("failures = %d, want 1", st.Failures)
+				}
 			})
-			fe, cl := frontend(t, p)
-			req, _ := http.NewRequest(tc.method, fe.URL+"/page", nil)
-			req.Header.Set("Accept", tc.accept)
-			res, err := cl.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(res.Body)
-			res.Body.Close()
-			if res.StatusCode != tc.status || res.Header.Get(HeaderMitigated) != tc.reason {
-				t.Fatalf("status %d %s=%q, want %d %q", res.StatusCode, HeaderMitigated, res.Header.Get(HeaderMitigated), tc.status, tc.reason)
-			}
-			if ct := res.Header.Get("Content-Type"); ct != tc.ctype {
-				t.Fatalf("Content-Type %q, want %q", ct, tc.ctype)
-			}
-			if res.Header.Get("Cache-Control") != "no-store" {
-				t.Fatalf("Cache-Control %q", res.Header.Get("Cache-Control"))
-			}
-			if tc.contains == "" && len(body) != 0 {
-				t.Fatalf("HEAD got a body of %d bytes", len(body))
-			}
-			if !strings.Contains(string(body), tc.contains) {
-				t.Fatalf("body %q does not contain %q", body, tc.contains)
-			}
-			if st := p.Health()[0]; st.Failures != 1 {
-				t.Fatalf("failures = %d, want 1", st.Failures)
-			}
-		})
+		}
 	}
 }
 
@@ -163,17 +166,23 @@ func TestClientBodyErrors(t *testing.T) {
 	}{
 		{
 			name: "hook maps the edge's slow-body error to 408", classify: classify,
-			wrap:   func(_ http.ResponseWriter, r *http.Request) io.ReadCloser { return &failingBody{n: 10, err: errBodyTooSlow} },
+			wrap: func(_ http.ResponseWriter, r *http.Request) io.ReadCloser {
+				return &failingBody{n: 10, err: errBodyTooSlow}
+			},
 			status: 408, reason: "body-too-slow",
 		},
 		{
-			name:   "without a hook a body error is the client's 400",
-			wrap:   func(_ http.ResponseWriter, r *http.Request) io.ReadCloser { return &failingBody{n: 10, err: io.ErrUnexpectedEOF} },
+			name: "without a hook a body error is the client's 400",
+			wrap: func(_ http.ResponseWriter, r *http.Request) io.ReadCloser {
+				return &failingBody{n: 10, err: io.ErrUnexpectedEOF}
+			},
 			status: 400, reason: ReasonClientBody,
 		},
 		{
 			name: "hook declines: default applies", classify: classify,
-			wrap:   func(_ http.ResponseWriter, r *http.Request) io.ReadCloser { return &failingBody{n: 0, err: io.ErrUnexpectedEOF} },
+			wrap: func(_ http.ResponseWriter, r *http.Request) io.ReadCloser {
+				return &failingBody{n: 0, err: io.ErrUnexpectedEOF}
+			},
 			status: 400, reason: ReasonClientBody,
 		},
 		{
@@ -182,8 +191,10 @@ func TestClientBodyErrors(t *testing.T) {
 			status: 413, reason: ReasonClientBody,
 		},
 		{
-			name:   "body read timeout is 408",
-			wrap:   func(_ http.ResponseWriter, r *http.Request) io.ReadCloser { return &failingBody{n: 1, err: context.DeadlineExceeded} },
+			name: "body read timeout is 408",
+			wrap: func(_ http.ResponseWriter, r *http.Request) io.ReadCloser {
+				return &failingBody{n: 1, err: context.DeadlineExceeded}
+			},
 			status: 408, reason: ReasonClientBody,
 		},
 	}

@@ -33,25 +33,25 @@ const (
 	DefaultRetries               = 2
 	DefaultVia                   = "rampart"
 
-	DefaultHealthPath               = "/"
-	DefaultHealthInterval           = 5 * time.Second
-	DefaultHealthTimeout            = 2 * time.Second
-	DefaultHealthyThreshold         = 2
-	DefaultUnhealthyThreshold       = 3
-	DefaultPassiveMaxFails          = 5
-	DefaultPassiveWindow            = 10 * time.Second
-	DefaultPassiveEjectFor          = 30 * time.Second
-	DefaultPassiveMaxEjectFor       = 5 * time.Minute
-	DefaultPassiveProbeInterval     = time.Second
-	defaultTCPKeepAlive             = 30 * time.Second
-	defaultExpectContinueTimeout    = time.Second
-	minHealthInterval               = time.Millisecond
-	maxTargets                      = 1024
-	maxWeight                       = 100
-	maxRetries                      = 8
-	maxFailsLimit                   = 1000
-	maxHealthThreshold              = 100
-	maxMaxIdleConnsPerHost          = 1 << 16
+	DefaultHealthPath            = "/"
+	DefaultHealthInterval        = 5 * time.Second
+	DefaultHealthTimeout         = 2 * time.Second
+	DefaultHealthyThreshold      = 2
+	DefaultUnhealthyThreshold    = 3
+	DefaultPassiveMaxFails       = 5
+	DefaultPassiveWindow         = 10 * time.Second
+	DefaultPassiveEjectFor       = 30 * time.Second
+	DefaultPassiveMaxEjectFor    = 5 * time.Minute
+	DefaultPassiveProbeInterval  = time.Second
+	defaultTCPKeepAlive          = 30 * time.Second
+	defaultExpectContinueTimeout = time.Second
+	minHealthInterval            = time.Millisecond
+	maxTargets                   = 1024
+	maxWeight                    = 100
+	maxRetries                   = 8
+	maxFailsLimit                = 1000
+	maxHealthThreshold           = 100
+	maxMaxIdleConnsPerHost       = 1 << 16
 )
 
 // Target is one origin server.
@@ -158,6 +158,12 @@ type Options struct {
 	// Via is the pseudonym this proxy adds to the Via request header,
 	// as in "Via: 1.1 rampart". Default "rampart".
 	Via string
+	// DisableFastPath sends every request through net/http's Transport.
+	// By default GET and HEAD requests without a body or Upgrade to
+	// "http" and "https" origins take a direct HTTP/1.1 path on the
+	// handler's goroutine (no goroutine hand-offs); this is the switch
+	// to turn it off should an origin misbehave with it.
+	DisableFastPath bool
 	// TLSClientConfig is used for "https" and "h2" origins; it is cloned.
 	// Default: system roots, server name from the URL.
 	TLSClientConfig *tls.Config

@@ -82,7 +82,11 @@ func New(o Options) (*Pool, error) {
 		u := newUpstream(t, kind, host, o.Passive.MaxFails)
 		u.idx = i
 		tr := newTransport(&o, kind)
-		u.tr, u.rt = tr, tr
+		u.rt, u.idle = tr, tr
+		if (kind == "http" || kind == "https") && !o.DisableFastPath {
+			h1 := newH1Transport(&o, kind, host, tr)
+			u.rt, u.idle = h1, h1
+		}
 		u.check, err = healthRequest(u, &o)
 		if err != nil {
 			return nil, fmt.Errorf("upstream: building health check for %s: %w", u.name, err)
@@ -155,7 +159,7 @@ func (p *Pool) Close() {
 	p.mu.Unlock()
 	p.wg.Wait()
 	for _, u := range p.ups {
-		u.tr.CloseIdleConnections()
+		u.idle.CloseIdleConnections()
 	}
 }
 

@@ -105,9 +105,10 @@ func TestForwardingHeaders(t *testing.T) {
 			present: []string{"X-Forwarded-For"},
 		},
 	}
-	for _, tc := range cases {
+	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			o := Options{Targets: targets(t, origin), HealthCheck: HealthCheckOptions{Disabled: true}}
+			// Alternate the two transports across cases.
+			o := Options{Targets: targets(t, origin), DisableFastPath: i%2 == 1, HealthCheck: HealthCheckOptions{Disabled: true}}
 			if tc.opts != nil {
 				tc.opts(&o)
 			}

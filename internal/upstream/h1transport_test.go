@@ -1,0 +1,315 @@
+package upstream
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// countingOrigin counts the TCP connections its clients open.
+func countingOrigin(t testing.TB, h http.HandlerFunc) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
+	var conns atomic.Int32
+	s := httptest.NewUnstartedServer(h)
+	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	s.Start()
+	t.Cleanup(s.Close)
+	return s, &conns
+}
+
+func TestFastPathSelection(t *testing.T) {
+	cases := []struct {
+		name   string
+		method string
+		body   io.ReadCloser
+		hdr    string
+		fast   bool
+	}{
+		{"GET", "GET", nil, "", true},
+		{"HEAD", "HEAD", nil, "", true},
+		{"GET NoBody", "GET", http.NoBody, "", true},
+		{"POST", "POST", nil, "", false},
+		{"GET with body", "GET", io.NopCloser(strings.NewReader("x")), "", false},
+		{"upgrade", "GET", nil, "Upgrade", false},
+		{"OPTIONS", "OPTIONS", nil, "", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(tc.method, "/", nil)
+			r.Body = tc.body
+			if tc.hdr != "" {
+				r.Header.Set(tc.hdr, "websocket")
+			}
+			if got := fastPath(r); got != tc.fast {
+				t.Fatalf("fastPath = %v, want %v", got, tc.fast)
+			}
+		})
+	}
+}
+
+func TestFastPathReusesConnections(t *testing.T) {
+	origin, conns := countingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/204":
+			w.WriteHeader(http.StatusNoContent)
+		case "/304":
+			w.WriteHeader(http.StatusNotModified)
+		case "/chunked":
+			w.Header().Set("Trailer", "X-Sum")
+			_, _ = io.WriteString(w, "part1")
+			w.(http.Flusher).Flush()
+			_, _ = io.WriteString(w, "part2")
+			w.Header().Set("X-Sum", "42")
+		default:
+			_, _ = io.WriteString(w, "page")
+		}
+	})
+	p := newPool(t, Options{Targets: targets(t, origin), HealthCheck: HealthCheckOptions{Disabled: true}})
+	fe, cl := frontend(t, p)
+	for i := 0; i < 3; i++ {
+		for _, path := range []string{"/", "/204", "/304", "/chunked"} {
+			for _, method := range []string{"GET", "HEAD"} {
+				req, _ := http.NewRequest(method, fe.URL+path, nil)
+				res, err := cl.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if method == "GET" && path == "/chunked" {
+					if string(body) != "part1part2" || res.Trailer.Get("X-Sum") != "42" {
+						t.Fatalf("chunked body %q trailer %v", body, res.Trailer)
+					}
+				}
+			}
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("origin saw %d connections for 24 sequential requests, want 1", n)
+	}
+}
+
+func TestFastPathConnectionClose(t *testing.T) {
+	origin, conns := countingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		_, _ = io.WriteString(w, "bye")
+	})
+	p := newPool(t, Options{Targets: targets(t, origin), HealthCheck: HealthCheckOptions{Disabled: true}})
+	fe, cl := frontend(t, p)
+	for i := 0; i < 3; i++ {
+		if res, body := get(t, cl, fe.URL+"/"); res.StatusCode != 200 || body != "bye" {
+			t.Fatalf("%d %q", res.StatusCode, body)
+		}
+	}
+	if n := conns.Load(); n != 3 {
+		t.Fatalf("origin saw %d connections, want 3 (Connection: close honoured)", n)
+	}
+}
+
+// oneShotOrigin answers one keep-alive request per connection and then
+// closes it without saying so, as an origin whose idle timeout expired.
+func oneShotOrigin(t testing.TB) (addr string, closed chan struct{}) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	closed = make(chan struct{}, 16)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer func() { c.Close(); closed <- struct{}{} }()
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				_ = req
+			}()
+		}
+	}()
+	return l.Addr().String(), closed
+}
+
+func TestFastPathRetriesStaleConnection(t *testing.T) {
+	addr, closed := oneShotOrigin(t)
+	p := newPool(t, Options{
+		Targets: []Target{{URL: mustURL(t, "http://"+addr)}}, Retries: -1,
+		Passive: PassiveOptions{MaxFails: 1}, HealthCheck: HealthCheckOptions{Disabled: true},
+	})
+	fe, cl := frontend(t, p)
+	for i := 0; i < 4; i++ {
+		if res, body := get(t, cl, fe.URL+"/"); res.StatusCode != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q", i, res.StatusCode, body)
+		}
+		select {
+		case <-closed: // the origin dropped the connection the pool keeps idle
+		case <-time.After(10 * time.Second):
+			t.Fatal("origin did not close")
+		}
+	}
+	if st := p.Health()[0]; st.Failures != 0 || st.Breaker != BreakerClosed {
+		t.Fatalf("stale idle connections counted as failures: %+v", st)
+	}
+}
+
+func TestFastPathEarlyHints(t *testing.T) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</app.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		_, _ = io.WriteString(w, "page")
+	}))
+	t.Cleanup(origin.Close)
+	p := newPool(t, Options{Targets: targets(t, origin), HealthCheck: HealthCheckOptions{Disabled: true}})
+	fe, cl := frontend(t, p)
+	var hints []string
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		hints = append(hints, fmt.Sprintf("%d %s", code, h.Get("Link")))
+		return nil
+	}}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", fe.URL+"/", nil)
+	res, err := cl.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || string(body) != "page" {
+		t.Fatalf("%d %q", res.StatusCode, body)
+	}
+	if len(hints) != 1 || hints[0] != "103 </app.css>; rel=preload" {
+		t.Fatalf("early hints %q", hints)
+	}
+}
+
+func TestFastPathClientLeavesEndlessBody(t *testing.T) {
+	originDone := make(chan struct{})
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(originDone)
+		chunk := []byte(strings.Repeat("z", 8<<10))
+		for {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			if r.Context().Err() != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(origin.Close)
+	p := newPool(t, Options{Targets: targets(t, origin), HealthCheck: HealthCheckOptions{Disabled: true}})
+	fe, cl := frontend(t, p)
+	res, err := cl.Get(fe.URL + "/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(res.Body, make([]byte, 64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	cl.CloseIdleConnections()
+	select {
+	case <-originDone: // the pool closed its connection instead of draining
+	case <-time.After(10 * time.Second):
+		t.Fatal("origin still streaming after the client left: the pool drains endless bodies")
+	}
+	waitFor(t, "in flight to drain", 5*time.Second, func() bool { return p.Health()[0].InFlight == 0 })
+	if st := p.Health()[0]; st.Failures != 0 {
+		t.Fatalf("client leaving counted as a failure: %+v", st)
+	}
+	h1 := p.ups[0].rt.(*h1Transport)
+	waitFor(t, "fast-path connections to close", 5*time.Second, func() bool { return h1.conns.Load() == 0 })
+}
+
+func TestFastPathIdleTimeout(t *testing.T) {
+	origin, conns := countingOrigin(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
+	clock := newFakeClock()
+	p := newPool(t, Options{Targets: targets(t, origin), IdleConnTimeout: time.Minute, HealthCheck: HealthCheckOptions{Disabled: true}})
+	h1 := p.ups[0].rt.(*h1Transport)
+	h1.now = clock.Now
+	fe, cl := frontend(t, p)
+	for i := 0; i < 2; i++ {
+		if res, _ := get(t, cl, fe.URL+"/"); res.StatusCode != 200 {
+			t.Fatalf("status %d", res.StatusCode)
+		}
+		clock.Advance(59 * time.Second)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("connections %d before the idle timeout, want 1", n)
+	}
+	clock.Advance(time.Minute)
+	get(t, cl, fe.URL+"/")
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("connections %d after the idle timeout, want 2", n)
+	}
+	if n := h1.conns.Load(); n != 1 {
+		t.Fatalf("fast path holds %d connections, want 1 (the expired one closed)", n)
+	}
+}
+
+func TestFastPathMalformedResponse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = http.ReadRequest(bufio.NewReader(c))
+				_, _ = io.WriteString(c, "HTTP/1.1 abc nonsense\r\n\r\n")
+			}()
+		}
+	}()
+	p := newPool(t, Options{Targets: []Target{{URL: mustURL(t, "http://"+l.Addr().String())}}, HealthCheck: HealthCheckOptions{Disabled: true}})
+	fe, cl := frontend(t, p)
+	res, _ := get(t, cl, fe.URL+"/")
+	if res.StatusCode != http.StatusBadGateway || res.Header.Get(HeaderMitigated) != ReasonUpstreamError {
+		t.Fatalf("%d %q", res.StatusCode, res.Header.Get(HeaderMitigated))
+	}
+	if st := p.Health()[0]; st.Failures != 1 {
+		t.Fatalf("failures %d, want 1", st.Failures)
+	}
+}
+
+func TestHostPort(t *testing.T) {
+	cases := []struct{ kind, host, want string }{
+		{"http", "o:8080", "o:8080"},
+		{"http", "o", "o:80"},
+		{"https", "o", "o:443"},
+		{"https", "[::1]", "[::1]:443"},
+		{"http", "[::1]:81", "[::1]:81"},
+	}
+	for _, tc := range cases {
+		if got := hostPort(tc.kind, tc.host); got != tc.want {
+			t.Errorf("hostPort(%q, %q) = %q, want %q", tc.kind, tc.host, got, tc.want)
+		}
+	}
+}
