@@ -66,6 +66,7 @@ type browser struct {
 	client  *http.Client
 	rng     *rand.Rand
 	lat     *latencies // legit only
+	reqCtx  context.Context
 	visited bool       // a navigation happened (Sec-Fetch-Site)
 	cache   map[string]time.Time
 }
@@ -82,8 +83,10 @@ func (r *runner) newBrowser(role, idx int, src netip.Addr, js bool, lat *latenci
 		cache: make(map[string]time.Time),
 	}
 	timeout := r.cfg.LegitTimeout
+	b.reqCtx = r.hardCtx
 	if role == roleAttack {
 		timeout = r.cfg.AttackTimeout
+		b.reqCtx = r.loadCtx
 	}
 	b.client = &http.Client{Transport: r.transport(src, 6), Jar: jar, Timeout: timeout, CheckRedirect: r.sameTargetRedirects}
 	return b
@@ -149,9 +152,18 @@ func (b *browser) newRequest(ctx context.Context, method, path string, body []by
 // fetch performs one logical request: it follows redirects and, for a
 // JS-capable browser with a solver, solves a challenge and asks again (at
 // most twice). It returns the decoded body of the final answer and whether
-// it succeeded (2xx or 304). Legit outcomes are recorded in b.lat unless
-// the run ended meanwhile.
+// it succeeded (2xx or 304). Legit outcomes are recorded in b.lat.
+//
+// No logical request starts once ctx (the load) has ended. One that has
+// started runs to its outcome under b.reqCtx: for legitimate visitors the
+// run's hard deadline, so that a request the target leaves hanging at the
+// end is counted as the failure it is, not dropped; for attackers the load
+// itself.
 func (b *browser) fetch(ctx context.Context, method, path string, body []byte, d dest, referer string) ([]byte, bool) {
+	if ctx.Err() != nil {
+		return nil, false
+	}
+	rctx := b.reqCtx
 	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		if !b.r.take() {
@@ -160,15 +172,15 @@ func (b *browser) fetch(ctx context.Context, method, path string, body []byte, d
 		if b.role == roleAttack {
 			b.r.attackSent.Add(1)
 		}
-		req, err := b.newRequest(ctx, method, path, body, d, referer)
+		req, err := b.newRequest(rctx, method, path, body, d, referer)
 		if err != nil {
 			b.r.log.Error("building a request", "path", path, "err", err)
 			return nil, false
 		}
 		resp, err := b.client.Do(req)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil, false // the run ended: not the target's fault
+			if rctx.Err() != nil {
+				return nil, false // the run is over: not the target's doing
 			}
 			b.r.record(b.role, nil, err)
 			b.done(start, false)
@@ -179,7 +191,7 @@ func (b *browser) fetch(ctx context.Context, method, path string, body []byte, d
 		}
 		data, rerr := readBody(resp)
 		resp.Body.Close()
-		if rerr != nil && ctx.Err() != nil {
+		if rerr != nil && rctx.Err() != nil {
 			return nil, false
 		}
 		b.r.record(b.role, resp, rerr)
@@ -189,10 +201,10 @@ func (b *browser) fetch(ctx context.Context, method, path string, body []byte, d
 		}
 		if resp.StatusCode == http.StatusForbidden && resp.Header.Get("Rampart-Mitigated") == "challenge" {
 			b.noteChallenged()
-			if b.js && b.r.cfg.Solver != nil && attempt < 2 && b.solve(ctx, resp, data) {
+			if b.js && b.r.cfg.Solver != nil && attempt < 2 && b.solve(rctx, resp, data) {
 				continue
 			}
-			if ctx.Err() != nil {
+			if rctx.Err() != nil {
 				return nil, false
 			}
 			b.done(start, false)

@@ -50,8 +50,10 @@ type Config struct {
 	// Duration is how long traffic is generated (default: the preset's,
 	// 30s; at most MaxDuration).
 	Duration time.Duration
-	// Grace bounds the wind-down after Duration: the run returns at most
-	// Duration+Grace after it started (default 15s).
+	// Grace bounds the wind-down after Duration, when no new request
+	// starts but legitimate requests under way run to their outcome (up to
+	// LegitTimeout): the run returns at most Duration+Grace after it started
+	// (default 15s).
 	Grace time.Duration
 	// MaxRequests caps the requests (and attack connections and HTTP/2
 	// streams) sent in all (default 2,000,000); reaching it ends the run.
@@ -199,6 +201,7 @@ type runner struct {
 	tlsCfg *tls.Config
 
 	loadCtx   context.Context
+	hardCtx   context.Context
 	stopLoad  context.CancelFunc
 	stoppedBy atomic.Pointer[string]
 
@@ -353,7 +356,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	defer cancelHard()
 	loadCtx, stopLoad := context.WithTimeout(ctx, cfg.Duration)
 	defer stopLoad()
-	r.loadCtx, r.stopLoad = loadCtx, stopLoad
+	r.loadCtx, r.hardCtx, r.stopLoad = loadCtx, hardCtx, stopLoad
 
 	start := time.Now()
 	var avoid netip.Addr
