@@ -32,6 +32,7 @@ type Main struct {
 	waitTarget  time.Duration
 	legit       int
 	verbose     bool
+	solve       bool
 
 	origin     *demo.Origin
 	originURL  string
@@ -76,6 +77,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.Uint64Var(&c.Seed, "seed", 1, "seed for addresses and random choices")
 	fs.BoolVar(&m.listPresets, "list-presets", false, "print the presets with their parameters (at --scale) and exit")
 	fs.BoolVar(&m.verbose, "v", false, "log the simulator's own errors to stderr")
+	fs.BoolVar(&m.solve, "solve", true, "JS-capable visitors and the browser botnet solve rampart's challenge in process (false: they fail like no-JS visitors)")
 	fs.Usage = func() {
 		fmt.Fprintf(m.Stderr, "Usage: rampart-sim --target URL --preset NAME [--duration D] [--legit N] [--json] [flags]\n"+
 			"       rampart-sim --origin [--preset NAME] ...   attack an in-process demo origin\n"+
@@ -140,6 +142,9 @@ func (m *Main) ParseFlags(args []string) error {
 	}
 	if _, err := sim.LookupPreset(c.Preset, c.Scale); err != nil {
 		return err
+	}
+	if m.solve {
+		c.Solver = sim.ChallengeSolver
 	}
 	if m.verbose {
 		c.Logger = slog.New(slog.NewTextHandler(m.Stderr, nil))
