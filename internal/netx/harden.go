@@ -159,8 +159,8 @@ var badReasons = func() (a [numBadKinds]string) {
 
 // bodyReader enforces the minimum body rate: before each read it keeps the
 // read deadline at start+grace+bytes/rate (start is the first read), moving
-// it only when less than half the grace is left, so HTTP/2 streams are not
-// flooded with timer updates. A timeout becomes ErrBodyTooSlow.
+// it only when less than half the grace is left or the client has earned
+// half a grace more, so HTTP/2 streams are not flooded with timer updates. A timeout becomes ErrBodyTooSlow.
 type bodyReader struct {
 	rc    io.ReadCloser
 	s     *Server
@@ -187,7 +187,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 			b.start = now
 		}
 		want := b.start.Add(b.grace + time.Duration(b.n*int64(time.Second)/b.rate))
-		if b.armed.IsZero() || (want.After(b.armed) && b.armed.Sub(now) < b.grace/2) {
+		if b.armed.IsZero() || (want.After(b.armed) && (b.armed.Sub(now) < b.grace/2 || want.Sub(b.armed) >= b.grace/2)) {
 			b.dl.SetReadDeadline(want)
 			b.armed = want
 		}

@@ -84,6 +84,19 @@ func dialFrom(t testing.TB, src, addr string) net.Conn {
 	return c
 }
 
+// refusedFrom reports whether a connection from src to addr is closed by
+// the server (refused or reset at connect, or EOF/reset soon after).
+func refusedFrom(t testing.TB, src, addr string) bool {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 3 * time.Second}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		return true
+	}
+	defer c.Close()
+	return closedByPeer(c, 3*time.Second)
+}
+
 // closedByPeer reports whether c is closed by the server (EOF or reset)
 // within d, discarding whatever it sends first.
 func closedByPeer(c net.Conn, d time.Duration) bool {
