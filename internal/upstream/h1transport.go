@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -241,7 +242,7 @@ func (pc *h1Conn) roundTrip(ctx context.Context, req *http.Request) (*http.Respo
 		}
 		return nil, err
 	}
-	if err := req.Write(pc.bw); err != nil {
+	if err := writeRequest(pc.bw, req); err != nil {
 		return fail(err)
 	}
 	if err := pc.bw.Flush(); err != nil {
@@ -294,6 +295,52 @@ func (pc *h1Conn) roundTrip(ctx context.Context, req *http.Request) (*http.Respo
 			}
 		}
 	}
+}
+
+// newlineToSpace sanitises header values as Header.Write does.
+var newlineToSpace = strings.NewReplacer("\r", " ", "\n", " ")
+
+// excludeOnWrite are the header keys writeRequest writes itself.
+var excludeOnWrite = map[string]bool{"User-Agent": true, "Host": true}
+
+// writeRequest writes a bodiless request in origin form, as req.Write
+// would, without its formatting allocations: the request line, Host,
+// User-Agent only when not empty (ReverseProxy sets it empty to suppress
+// Go's default), then the other headers sorted, with newlines in values
+// replaced by spaces (Header.WriteSubset). Unusual requests (opaque URLs,
+// hosts with control characters) go through req.Write.
+func writeRequest(bw *bufio.Writer, req *http.Request) error {
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	if req.URL.Opaque != "" || host == "" || strings.ContainsAny(host, " \t\r\n/\\?#") {
+		return req.Write(bw)
+	}
+	path := req.URL.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	_, _ = bw.WriteString(req.Method)
+	_ = bw.WriteByte(' ')
+	_, _ = bw.WriteString(path)
+	if req.URL.RawQuery != "" || req.URL.ForceQuery {
+		_ = bw.WriteByte('?')
+		_, _ = bw.WriteString(req.URL.RawQuery)
+	}
+	_, _ = bw.WriteString(" HTTP/1.1\r\nHost: ")
+	_, _ = bw.WriteString(host)
+	_, _ = bw.WriteString("\r\n")
+	if ua := req.Header["User-Agent"]; len(ua) > 0 && ua[0] != "" {
+		_, _ = bw.WriteString("User-Agent: ")
+		_, _ = bw.WriteString(newlineToSpace.Replace(ua[0]))
+		_, _ = bw.WriteString("\r\n")
+	}
+	if err := req.Header.WriteSubset(bw, excludeOnWrite); err != nil {
+		return err
+	}
+	_, err := bw.WriteString("\r\n")
+	return err
 }
 
 // timeoutHeaders turns a read deadline hit while waiting for the response

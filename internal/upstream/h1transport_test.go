@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // countingOrigin counts the TCP connections its clients open.
@@ -312,4 +314,89 @@ func TestHostPort(t *testing.T) {
 			t.Errorf("hostPort(%q, %q) = %q, want %q", tc.kind, tc.host, got, tc.want)
 		}
 	}
+}
+
+var writeRequestCases = []struct {
+	name   string
+	method string
+	target string
+	host   string
+	hdr    map[string]string
+}{
+	{"plain", "GET", "/", "site", map[string]string{"Accept": "*/*"}},
+	{"query", "GET", "/a/b?x=1&y=%20", "site:8080", nil},
+	{"force query", "HEAD", "/a?", "site", nil},
+	{"escaped path", "GET", "/a%2Fb/c%20d", "site", nil},
+	{"user agent", "GET", "/", "site", map[string]string{"User-Agent": "Mozilla/5.0"}},
+	{"empty user agent", "GET", "/", "site", map[string]string{"User-Agent": ""}},
+	{"multi", "GET", "/", "[::1]:80", map[string]string{"X-A": "1", "Cookie": "a=b; c=d"}},
+}
+
+// TestWriteRequestMatchesNetHTTP checks that the fast path writes what
+// req.Write would, as the origin's parser sees it.
+func TestWriteRequestMatchesNetHTTP(t *testing.T) {
+	for _, tc := range writeRequestCases {
+		t.Run(tc.name, func(t *testing.T) {
+			fast, std := buildAndParse(t, tc.method, tc.target, tc.host, tc.hdr)
+			if fast == nil || std == nil {
+				t.Fatalf("unparsable: fast %v, net/http %v", fast, std)
+			}
+			if fast.Method != std.Method || fast.RequestURI != std.RequestURI || fast.Host != std.Host {
+				t.Fatalf("request line: fast %s %s %s, net/http %s %s %s", fast.Method, fast.RequestURI, fast.Host, std.Method, std.RequestURI, std.Host)
+			}
+			if d := cmp.Diff(std.Header, fast.Header); d != "" {
+				t.Fatalf("headers (-net/http +fast):\n%s", d)
+			}
+		})
+	}
+}
+
+func buildAndParse(t testing.TB, method, target, host string, hdr map[string]string) (fast, std *http.Request) {
+	t.Helper()
+	parse := func(write func(*bufio.Writer, *http.Request) error) *http.Request {
+		req, err := http.NewRequest(method, "http://"+host+target, nil)
+		if err != nil {
+			t.Skip("not a request URL")
+		}
+		for k, v := range hdr {
+			req.Header[k] = []string{v}
+		}
+		if _, ok := hdr["User-Agent"]; !ok {
+			req.Header["User-Agent"] = []string{""}
+		}
+		var buf strings.Builder
+		bw := bufio.NewWriter(&buf)
+		if err := write(bw, req); err != nil {
+			t.Fatal(err)
+		}
+		_ = bw.Flush()
+		out, err := http.ReadRequest(bufio.NewReader(strings.NewReader(buf.String())))
+		if err != nil {
+			return nil
+		}
+		return out
+	}
+	return parse(writeRequest), parse(func(bw *bufio.Writer, r *http.Request) error { return r.Write(bw) })
+}
+
+func FuzzWriteRequest(f *testing.F) {
+	for _, tc := range writeRequestCases {
+		f.Add(tc.target, tc.hdr["User-Agent"], tc.hdr["X-A"])
+	}
+	f.Fuzz(func(t *testing.T, target, ua, xa string) {
+		if !strings.HasPrefix(target, "/") {
+			return
+		}
+		fast, std := buildAndParse(t, "GET", target, "site", map[string]string{"User-Agent": ua, "X-A": xa})
+		if std == nil {
+			return // net/http writes nothing an origin accepts either (control bytes in values)
+		}
+		if fast == nil {
+			t.Fatalf("fast path wrote an unparsable request for %q %q %q", target, ua, xa)
+		}
+		if fast.RequestURI != std.RequestURI || fast.Header.Get("X-A") != std.Header.Get("X-A") ||
+			fast.Header.Get("User-Agent") != std.Header.Get("User-Agent") {
+			t.Fatalf("fast %q %v, net/http %q %v", fast.RequestURI, fast.Header, std.RequestURI, std.Header)
+		}
+	})
 }

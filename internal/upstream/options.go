@@ -222,8 +222,11 @@ func parseTarget(u *url.URL) (kind, host string, err error) {
 	if u.Host == "" || u.Hostname() == "" {
 		return "", "", fmt.Errorf("URL %q: host missing", u.Redacted())
 	}
-	if strings.ContainsAny(u.Host, " \t\r\n/\\?#@") {
-		return "", "", fmt.Errorf("URL %q: bad host", u.Redacted())
+	if strings.ContainsAny(u.Host, " \t\r\n/\\?#@%") || (strings.Count(u.Host, ":") > 1 && u.Host[0] != '[') {
+		return "", "", fmt.Errorf("URL %q: bad host (IPv6 addresses need brackets)", u.Redacted())
+	}
+	if _, err := url.Parse("http://" + u.Host + "/"); err != nil {
+		return "", "", fmt.Errorf("URL %q: bad host: %w", u.Redacted(), err)
 	}
 	if p := u.Port(); p != "" {
 		n := 0

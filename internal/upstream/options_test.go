@@ -34,6 +34,8 @@ var targetCases = []struct {
 	{"zero port", "http://o:0", "", "", true},
 	{"empty port", "http://o:", "", "", true},
 	{"opaque", "http:o", "", "", true},
+	{"bare ipv6", "h2://::1", "", "", true},
+	{"zone", "http://[fe80::1%25eth0]:80", "", "", true},
 }
 
 func TestParseTarget(t *testing.T) {
