@@ -223,7 +223,7 @@ func returnURL(r *http.Request) string {
 	}
 	u = escapeUnsafe(u)
 	if len(u) > MaxReturnURL {
-		u = escapeUnsafe(r.URL.EscapedPath())
+		u, _, _ = strings.Cut(u, "?")
 	}
 	return sanitizeReturn(u)
 }

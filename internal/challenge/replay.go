@@ -112,3 +112,29 @@ func (f *replayFilter) size() int {
 	}
 	return n
 }
+
+// contains reports whether fp is recorded for a challenge expiring at
+// expires, without recording it.
+func (f *replayFilter) contains(fp uint64, expires int64) bool {
+	if fp == 0 {
+		fp = 1
+	}
+	g := expires / f.span
+	sh := &f.shards[fp>>60&(replayShards-1)]
+	i := g & 1
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.gen[i] != g {
+		return sh.gen[i] > g
+	}
+	h := fp * 0x9e3779b97f4a7c15
+	for k := range uint64(replayProbe) {
+		switch sh.tab[i][(h+k)&f.mask] {
+		case fp:
+			return true
+		case 0:
+			return false
+		}
+	}
+	return false
+}

@@ -47,12 +47,14 @@ func (r *revocations) with(add revocation, cutoff int64) (next *revocations, dro
 		dropped = over
 	}
 	next = &revocations{list: list, tab: new(bart.Table[int64])}
-	for _, e := range list {
+	// Insert shorter prefixes first: the longest-prefix match of an entry
+	// then already carries the latest time of all its supernets.
+	byLen := slices.Clone(list)
+	slices.SortStableFunc(byLen, func(a, b revocation) int { return a.prefix.Bits() - b.prefix.Bits() })
+	for _, e := range byLen {
 		at := e.at
-		for _, o := range list {
-			if o.at > at && o.prefix.Bits() <= e.prefix.Bits() && o.prefix.Contains(e.prefix.Addr()) {
-				at = o.at
-			}
+		if sup, ok := next.tab.LookupPrefix(e.prefix); ok {
+			at = max(at, sup)
 		}
 		next.tab.Insert(e.prefix, at)
 	}

@@ -408,8 +408,14 @@ func (s *Service) redeem(r *http.Request, ip netip.Addr, blob, nonce string, noj
 		if work(p.seed, nonce) < int(p.difficulty) {
 			return out, VerifyInsufficientWork
 		}
-	} else if !s.o.AllowNoJS(ip) {
-		return out, VerifyNoJSLimited
+	} else {
+		// A replayed pass must not spend the no-JS budget.
+		if s.replay.contains(binary.BigEndian.Uint64(p.seed[:8]), p.expires) {
+			return out, VerifyReplayed
+		}
+		if !s.o.AllowNoJS(ip) {
+			return out, VerifyNoJSLimited
+		}
 	}
 	if !s.replay.add(binary.BigEndian.Uint64(p.seed[:8]), p.expires) {
 		return out, VerifyReplayed
