@@ -2,7 +2,9 @@ package sim
 
 import (
 	"errors"
+	"fmt"
 	"math"
+	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
@@ -535,4 +537,44 @@ func TestNoJSSpread(t *testing.T) {
 			t.Errorf("legit %d share %v: %d no-JS (count %d), want %d", tt.legit, tt.share, n, r.noJSCount(), tt.want)
 		}
 	}
+}
+
+func TestTallyBounded(t *testing.T) {
+	var tl tally
+	for i := range 1000 {
+		tl.add(fmt.Sprint("label-", i), 1)
+	}
+	tl.add("label-3", 1)
+	m := tl.snapshot()
+	if len(m) > maxLabels {
+		t.Errorf("%d labels, bound %d", len(m), maxLabels)
+	}
+	var sum int64
+	for _, v := range m {
+		sum += v
+	}
+	if sum != 1001 || m["label-3"] != 2 || m["other"] != 1000-(maxLabels-1) {
+		t.Errorf("sum %d, label-3 %d, other %d", sum, m["label-3"], m["other"])
+	}
+}
+
+func BenchmarkRecord(b *testing.B) {
+	r := &runner{}
+	resp := &http.Response{StatusCode: 200, Header: http.Header{"Rampart-Mitigated": {"rate-limit"}, "Rampart-Cache": {"HIT"}}}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			r.record(roleAttack, resp, nil)
+		}
+	})
+}
+
+func BenchmarkLatenciesAdd(b *testing.B) {
+	l := newLatencies(1)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			l.add(time.Millisecond, true)
+		}
+	})
 }

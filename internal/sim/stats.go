@@ -121,7 +121,14 @@ func mergeLatencies(a, b *latencies, seed uint64) *latencies {
 	return m
 }
 
-// tally counts labels. It is safe for concurrent use.
+// maxLabels bounds the distinct labels of a tally: the labels come from
+// the target's answers (status codes, header values), and a target must not
+// be able to grow the simulator's memory. Labels past the bound are
+// counted as "other".
+const maxLabels = 256
+
+// tally counts labels, at most maxLabels distinct ones. It is safe for
+// concurrent use.
 type tally struct {
 	mu sync.Mutex
 	m  map[string]int64
@@ -131,6 +138,9 @@ func (t *tally) add(label string, n int64) {
 	t.mu.Lock()
 	if t.m == nil {
 		t.m = make(map[string]int64)
+	}
+	if _, ok := t.m[label]; !ok && len(t.m) >= maxLabels-1 {
+		label = "other"
 	}
 	t.m[label] += n
 	t.mu.Unlock()
