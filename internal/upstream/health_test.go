@@ -97,7 +97,9 @@ func TestActiveHealthChecksDriveTraffic(t *testing.T) {
 		Targets: targets(t, a.Server, b.Server),
 		Host:    "site.example",
 		HealthCheck: HealthCheckOptions{
-			Path: "/healthz", Interval: 5 * time.Millisecond, Timeout: 5 * time.Millisecond,
+			// Short interval, generous timeout: a loaded machine must not
+			// fail checks by slowness.
+			Path: "/healthz", Interval: 5 * time.Millisecond, Timeout: 5 * time.Second,
 			HealthyThreshold: 2, UnhealthyThreshold: 2,
 		},
 	})

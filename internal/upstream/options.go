@@ -84,7 +84,8 @@ type HealthCheckOptions struct {
 	Host string
 	// Interval between checks of one origin. Default 5s, at least 1ms.
 	Interval time.Duration
-	// Timeout of one check. Default 2s, or Interval if that is shorter.
+	// Timeout of one check. Default 2s. Checks of one origin never
+	// overlap: a Timeout longer than Interval skips the ticks it covers.
 	Timeout time.Duration
 	// HealthyThreshold is the number of consecutive passing checks that
 	// mark a down origin up. Default 2.
@@ -301,7 +302,7 @@ func (o Options) withDefaults() (Options, error) {
 	set("idle_conn_timeout", &o.IdleConnTimeout, DefaultIdleConnTimeout)
 	h := &o.HealthCheck
 	set("health_check.interval", &h.Interval, DefaultHealthInterval)
-	set("health_check.timeout", &h.Timeout, min(DefaultHealthTimeout, h.Interval))
+	set("health_check.timeout", &h.Timeout, DefaultHealthTimeout)
 	p := &o.Passive
 	set("passive.window", &p.Window, DefaultPassiveWindow)
 	set("passive.eject_for", &p.EjectFor, DefaultPassiveEjectFor)
@@ -344,9 +345,6 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if h.Interval < minHealthInterval {
 		return o, invalid("health_check.interval %v: at least %v", h.Interval, minHealthInterval)
-	}
-	if h.Timeout > h.Interval {
-		return o, invalid("health_check.timeout %v longer than interval %v", h.Timeout, h.Interval)
 	}
 	if err := threshold("health_check.healthy_threshold", &h.HealthyThreshold, DefaultHealthyThreshold); err != nil {
 		return o, err
