@@ -222,3 +222,45 @@ func HostOnly(host string) string {
 	}
 	return host
 }
+
+// TrustedChain returns the part of the X-Forwarded-For chain that the
+// shield can vouch for: the trusted proxies to the right of the client, in
+// order, then the peer, comma-separated. The origin is sent
+// "X-Forwarded-For: client, chain". It returns "" when the peer is not
+// trusted (the peer is then the client). It allocates the result.
+func (r *Resolver) TrustedChain(peer netip.Addr, xff []string) string {
+	peer = peer.Unmap()
+	if !r.Trusted(peer) {
+		return ""
+	}
+	var hops []string
+	stop := false
+	for i := len(xff) - 1; i >= 0 && !stop; i-- {
+		v := xff[i]
+		for len(v) > 0 {
+			var part string
+			if j := strings.LastIndexByte(v, ','); j >= 0 {
+				part, v = v[j+1:], v[:j]
+			} else {
+				part, v = v, ""
+			}
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			a, ok := parseForwardedAddr(part)
+			if !ok || !r.Trusted(a) {
+				stop = true
+				break
+			}
+			hops = append(hops, a.String())
+		}
+	}
+	// hops were collected right to left; the chain reads left to right.
+	out := make([]string, 0, len(hops)+1)
+	for i := len(hops) - 1; i >= 0; i-- {
+		out = append(out, hops[i])
+	}
+	out = append(out, peer.String())
+	return strings.Join(out, ", ")
+}

@@ -1,0 +1,364 @@
+package shield
+
+import (
+	"context"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rampart-shield/rampart/internal/challenge"
+	"github.com/rampart-shield/rampart/internal/clientid"
+	"github.com/rampart-shield/rampart/internal/limiter"
+	"github.com/rampart-shield/rampart/internal/netx"
+	"github.com/rampart-shield/rampart/internal/upstream"
+	"github.com/rampart-shield/rampart/internal/verdict"
+)
+
+// request is what the shield knows about one request as it passes the
+// stages after the decision (cache, admission, upstream); it travels in the
+// request context.
+type request struct {
+	facts    verdict.Facts
+	decision verdict.Decision
+	mode     verdict.Mode
+	start    time.Time
+	// missDecision is the decision for a cache miss, when one was taken.
+	missDecision verdict.Action
+	// peer is the TCP (or PROXY protocol) peer address.
+	peer netip.Addr
+}
+
+type requestKey struct{}
+
+func requestFrom(r *http.Request) *request {
+	rq, _ := r.Context().Value(requestKey{}).(*request)
+	return rq
+}
+
+// ServeHTTP is the request path: identify the client, check its clearance,
+// decide, act on the decision, and pass allowed requests to the cache,
+// admission and the origin.
+func (s *Shield) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := s.now()
+	rt := s.rt.Load()
+	rq := &request{start: start, mode: s.Mode()}
+	f := &rq.facts
+	rq.peer = s.identify(rt, r, f)
+
+	sw := &statusWriter{ResponseWriter: w, costHeaders: s.engine.Rules().CostHeaders()}
+	defer s.finish(sw, r, rq)
+
+	if !f.Allowlisted && (s.lists.denied(f.IP) || s.blocks.Contains(f.IP)) {
+		// Blocked while the connection was open, or behind a trusted
+		// proxy (whose connection the conn gate cannot judge).
+		rq.decision = verdict.Decision{Action: verdict.Drop, Reason: "deny-list"}
+		if f.IP != rq.peer {
+			// The connection is shared with other clients of the proxy:
+			// refuse the request, not the connection.
+			netx.WriteMitigated(sw, r, http.StatusForbidden, "deny-list", false)
+			return
+		}
+		s.drop(sw, r)
+		return
+	}
+
+	f.Clearance, _ = s.challenge.Check(r, f.IP)
+	d := s.engine.Decide(f, rq.mode, start.UnixNano())
+	rq.decision = d
+	if d.DryRun != "" {
+		s.metrics.dryRun(d.DryRun, d.DryRunAction)
+	}
+
+	switch d.Action {
+	case verdict.Allow:
+	case verdict.Challenge:
+		if !strings.HasPrefix(r.URL.Path, challenge.PathPrefix) {
+			s.challenge.Challenge(sw, r, f.IP, rq.mode)
+			return
+		}
+	default:
+		s.act(sw, r, rq)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, challenge.PathPrefix) {
+		s.challenge.Serve(sw, r, f.IP)
+		return
+	}
+
+	maxBody := rt.maxBody
+	if d.MaxBody > 0 && d.MaxBody < maxBody {
+		maxBody = d.MaxBody
+	}
+	if !netx.LimitBody(sw, r, maxBody) {
+		return
+	}
+	ctx := context.WithValue(r.Context(), requestKey{}, rq)
+	s.pipeline.ServeHTTP(sw, r.WithContext(ctx))
+}
+
+// identify fills the facts of a request. It does not allocate beyond what
+// the standard library already did.
+func (s *Shield) identify(rt *runtime, r *http.Request, f *verdict.Facts) (peer netip.Addr) {
+	if ci := netx.ConnInfoFrom(r.Context()); ci != nil {
+		peer = ci.Peer.Addr()
+		f.Fingerprints = ci.Fingerprints
+	} else if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		peer = ap.Addr()
+	}
+	xff := r.Header["X-Forwarded-For"]
+	f.IP = rt.resolver.ClientIP(peer, xff)
+	f.Prefix = clientid.Prefix(f.IP, rt.prefixV4, rt.prefixV6)
+	f.TLS = r.TLS != nil
+	f.ProtoMajor = r.ProtoMajor
+	f.Host = clientid.HostOnly(r.Host)
+	f.Method = r.Method
+	f.Path = r.URL.Path
+	f.RawQuery = r.URL.RawQuery
+	f.Header = r.Header
+	if ua := r.Header["User-Agent"]; len(ua) > 0 {
+		f.UserAgent = ua[0]
+	}
+	f.Navigation = clientid.IsNavigation(r.Method, r.Header)
+	f.Static = clientid.IsStatic(f.Path)
+	f.Allowlisted = s.lists.allowed(f.IP)
+	f.GoodBot = s.lists.goodBot(f.IP)
+	return peer.Unmap()
+}
+
+// act carries out a refusal: limit, tarpit, drop or block.
+func (s *Shield) act(w http.ResponseWriter, r *http.Request, rq *request) {
+	d := rq.decision
+	switch d.Action {
+	case verdict.Limit:
+		s.tooMany(w, r, d)
+	case verdict.Tarpit:
+		rt := s.rt.Load()
+		if s.tarpitted.Add(1) <= rt.tarpitMax && rt.tarpitDelay > 0 {
+			t := time.NewTimer(rt.tarpitDelay)
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				t.Stop()
+			}
+		}
+		s.tarpitted.Add(-1)
+		s.tooMany(w, r, d)
+	case verdict.Block:
+		s.block(rq.facts.IP, d.BlockTTL, d.Reason)
+		s.drop(w, r)
+	case verdict.Drop:
+		s.drop(w, r)
+	}
+}
+
+func (s *Shield) tooMany(w http.ResponseWriter, r *http.Request, d verdict.Decision) {
+	secs := int64((d.RetryAfter + time.Second - 1) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	netx.WriteMitigated(w, r, http.StatusTooManyRequests, d.Reason, false)
+}
+
+// drop closes the connection without an answer: HTTP/1 connections are
+// hijacked and reset; on HTTP/2 the stream is reset (the connection carries
+// other streams).
+func (s *Shield) drop(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 {
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			if tc, ok := conn.(interface{ SetLinger(int) error }); ok {
+				tc.SetLinger(0)
+			}
+			conn.Close()
+			return
+		}
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// block adds an address to the deny set; its connections are closed at
+// accept from now on.
+func (s *Shield) block(ip netip.Addr, ttl time.Duration, reason string) {
+	if !ip.IsValid() || ttl <= 0 {
+		return
+	}
+	p := netip.PrefixFrom(ip, ip.BitLen())
+	if _, err := s.blocks.Add(p, ttl, reason); err != nil {
+		s.log.Warn("block not added", "cidr", p.String(), "err", err.Error())
+		return
+	}
+	s.metrics.blocksAdded.WithLabelValues(reason).Inc()
+}
+
+// finish records the outcome of a request: response-counting rules,
+// metrics and the access log.
+func (s *Shield) finish(sw *statusWriter, r *http.Request, rq *request) {
+	if p := recover(); p != nil {
+		s.record(sw, r, rq)
+		panic(p)
+	}
+	s.record(sw, r, rq)
+}
+
+func (s *Shield) record(sw *statusWriter, r *http.Request, rq *request) {
+	status := sw.status
+	if status == 0 {
+		status = 499 // the client went away or the connection was dropped
+	}
+	now := s.now()
+	if sw.status != 0 && rq.decision.Action == verdict.Allow {
+		s.engine.Observe(&rq.facts, rq.mode, status, sw.costs(), now.UnixNano())
+	}
+	cacheStatus := sw.Header().Get("Rampart-Cache")
+	s.metrics.request(rq.decision, status, cacheStatus, now.Sub(rq.start), sw.upstream)
+	s.access.log(r, rq, status, cacheStatus, now.Sub(rq.start))
+}
+
+// clientInfo tells the upstream pool who the client is, for the forwarding
+// headers.
+func (s *Shield) clientInfo(r *http.Request) upstream.ClientInfo {
+	rq := requestFrom(r)
+	if rq == nil {
+		return upstream.ClientInfo{}
+	}
+	ci := upstream.ClientInfo{IP: rq.facts.IP, TLS: rq.facts.TLS}
+	if xff := r.Header["X-Forwarded-For"]; len(xff) > 0 {
+		rt := s.rt.Load()
+		if cinfo := netx.ConnInfoFrom(r.Context()); cinfo != nil && rt.resolver.Trusted(cinfo.Peer.Addr()) {
+			ci.TrustedChain = rt.resolver.TrustedChain(cinfo.Peer.Addr(), xff)
+		}
+	}
+	return ci
+}
+
+// classOf gives admission the request's priority class.
+func (s *Shield) classOf(r *http.Request) verdict.Class {
+	if rq := requestFrom(r); rq != nil {
+		return rq.decision.Class
+	}
+	return verdict.ClassNormal
+}
+
+// admitMiss runs the miss rules when the cache would go to the origin.
+func (s *Shield) admitMiss(r *http.Request) bool {
+	rq := requestFrom(r)
+	if rq == nil {
+		return true
+	}
+	d := s.engine.DecideMiss(&rq.facts, rq.mode, s.now().UnixNano())
+	if d.DryRun != "" {
+		s.metrics.dryRun(d.DryRun, d.DryRunAction)
+	}
+	if d.Action == verdict.Allow || d.Action == verdict.Challenge {
+		return true
+	}
+	rq.missDecision = d.Action
+	s.metrics.missRefused.WithLabelValues(d.Reason).Inc()
+	if d.Action == verdict.Block {
+		s.block(rq.facts.IP, d.BlockTTL, d.Reason)
+	}
+	return false
+}
+
+// unknownQuery tells rules whether a query carries parameters the cache has
+// not seen the path use.
+func (s *Shield) unknownQuery(f *verdict.Facts) bool {
+	if s.cache == nil {
+		return false
+	}
+	return s.cache.UnknownParams(f.Path, f.RawQuery)
+}
+
+// allowNoJS rate-limits clearances given without proof of work, per network.
+func (s *Shield) allowNoJS(ip netip.Addr) bool {
+	rt := s.rt.Load()
+	p := clientid.Prefix(ip, rt.prefixV4, rt.prefixV6)
+	var kb limiter.KeyBuilder
+	kb.Reset("nojs")
+	kb.AddPrefix(p)
+	ok, _ := s.nojs.Allow(kb.Sum(), *s.nojsRate.Load(), 1, s.now().UnixNano())
+	return ok
+}
+
+// deniedAtAccept is the conn gate's check: deny lists and blocks, unless the
+// address is allow-listed.
+func (s *Shield) deniedAtAccept(ip netip.Addr) bool {
+	if s.lists.allowed(ip) {
+		return false
+	}
+	return s.lists.denied(ip) || s.blocks.Contains(ip)
+}
+
+// classifyError maps request-body errors to the right status for the
+// upstream pool.
+func classifyError(err error) (int, string, bool) {
+	switch {
+	case netx.IsBodyTooSlow(err):
+		return http.StatusRequestTimeout, netx.ReasonBodyTooSlow, true
+	case netx.IsBodyTooLarge(err):
+		return http.StatusRequestEntityTooLarge, netx.ReasonBodyTooLarge, true
+	}
+	return 0, "", false
+}
+
+func (s *Shield) onEdgeEvent(e verdict.Event) {
+	s.metrics.edgeEvent(e)
+}
+
+// statusWriter records the status and strips the origin's cost headers
+// before the response leaves.
+type statusWriter struct {
+	http.ResponseWriter
+	status      int
+	costHeaders []string
+	costVals    http.Header
+	upstream    time.Duration
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		w.status = code
+		if len(w.costHeaders) > 0 {
+			h := w.ResponseWriter.Header()
+			for _, name := range w.costHeaders {
+				if v, ok := h[name]; ok {
+					if w.costVals == nil {
+						w.costVals = make(http.Header, len(w.costHeaders))
+					}
+					w.costVals[name] = v
+					delete(h, name)
+				}
+			}
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush keeps streamed responses (SSE) flowing through the wrapper.
+func (w *statusWriter) Flush() {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+var emptyHeader = http.Header{}
+
+// costs returns the stripped cost headers (read only).
+func (w *statusWriter) costs() http.Header {
+	if w.costVals == nil {
+		return emptyHeader
+	}
+	return w.costVals
+}

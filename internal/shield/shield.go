@@ -1,0 +1,540 @@
+// Package shield wires rampart's request pipeline together: the edge
+// (netx), client identification (clientid), the lists (iplist), the policy
+// (policy, limiter), the challenge, the cache, admission control and the
+// upstream pool, plus the admin API and metrics. It is the one place that
+// knows every package; it holds no logic of its own beyond translating the
+// configuration into each package's options and handing each request from
+// one stage to the next.
+package shield
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+
+	"github.com/rampart-shield/rampart/internal/admin"
+	"github.com/rampart-shield/rampart/internal/admission"
+	"github.com/rampart-shield/rampart/internal/cache"
+	"github.com/rampart-shield/rampart/internal/challenge"
+	"github.com/rampart-shield/rampart/internal/config"
+	"github.com/rampart-shield/rampart/internal/iplist"
+	"github.com/rampart-shield/rampart/internal/limiter"
+	"github.com/rampart-shield/rampart/internal/netx"
+	"github.com/rampart-shield/rampart/internal/policy"
+	"github.com/rampart-shield/rampart/internal/upstream"
+	"github.com/rampart-shield/rampart/internal/verdict"
+)
+
+// Options are the process-level dependencies of a Shield.
+type Options struct {
+	// Version is reported by the status API and the Via header.
+	Version string
+	// Stderr receives the JSON log when Logger is nil; default os.Stderr.
+	Stderr io.Writer
+	// Logger overrides the logger built from the configuration.
+	Logger *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Shield is one running rampart: listeners, pipeline, admin API.
+type Shield struct {
+	opt     Options
+	log     *slog.Logger
+	level   *slog.LevelVar
+	now     func() time.Time
+	started time.Time
+
+	cfg atomic.Pointer[config.Config]
+	rt  atomic.Pointer[runtime]
+
+	mode      atomic.Uint32
+	engine    *policy.Engine
+	blocks    *iplist.Blocks
+	lists     *listSet
+	challenge *challenge.Service
+	nojs      *limiter.Table
+	nojsRate  atomic.Pointer[limiter.Params]
+	cache     *cache.Cache
+	admission *admission.Limiter
+	pool      *upstream.Pool
+	pipeline  http.Handler
+	metrics   *metrics
+	access    *accessLog
+	tarpitted atomic.Int64
+
+	mu        sync.Mutex
+	servers   []*netx.Server
+	listeners []net.Listener
+	adminSrv  *http.Server
+	adminLn   net.Listener
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	stateDir  string
+}
+
+// Check builds everything a configuration describes without starting it:
+// rules compile, files load, certificates parse. check-config calls it.
+func Check(cfg *config.Config) error {
+	if _, err := compileRules(cfg); err != nil {
+		return err
+	}
+	if _, err := loadListFiles(cfg); err != nil {
+		return err
+	}
+	if cfg.TLS.CertFile != "" {
+		if _, err := netx.NewServer(netx.Options{TLS: &netx.TLSOptions{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile}}, http.NotFoundHandler()); err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+	}
+	if cfg.Admission.OverloadPage != "" {
+		if _, err := os.ReadFile(cfg.Admission.OverloadPage); err != nil {
+			return fmt.Errorf("admission.overload_page: %w", err)
+		}
+	}
+	return nil
+}
+
+// New builds a Shield from a validated configuration. Nothing listens until
+// Start.
+func New(cfg *config.Config, o Options) (*Shield, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Stderr == nil {
+		o.Stderr = os.Stderr
+	}
+	s := &Shield{opt: o, now: o.Now, started: o.Now(), level: new(slog.LevelVar)}
+	s.log = o.Logger
+	if s.log == nil {
+		s.log = slog.New(slog.NewJSONHandler(o.Stderr, &slog.HandlerOptions{Level: s.level}))
+	}
+	s.level.Set(logLevel(cfg.Log.Level))
+	s.access = newAccessLog(s.log, cfg.Log)
+	s.metrics = newMetrics()
+
+	mode, _ := verdict.ParseMode(cfg.Mode)
+	s.mode.Store(uint32(mode))
+
+	var err error
+	s.stateDir, err = stateDir(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+
+	warnPressure := rateLimitedWarn(s.log, "the rate-limit table is full and evicting live keys: limits are leaking; raise limits.table_capacity", s.metrics.tablePressure.Inc)
+	var esc *limiter.EscalatorOptions
+	if !cfg.Limits.Escalation.Disabled {
+		e := cfg.Limits.Escalation
+		esc = &limiter.EscalatorOptions{Strikes: e.Strikes, Window: e.Window.D(), BaseTTL: e.BaseTTL.D(), MaxTTL: e.MaxTTL.D(), Forget: e.Forget.D()}
+	}
+	s.engine, err = policy.NewEngine(policy.Options{
+		TableCapacity: cfg.Limits.TableCapacity,
+		Escalation:    esc,
+		UnknownQuery:  s.unknownQuery,
+		OnPressure:    warnPressure,
+		Now:           s.now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	s.blocks, err = iplist.NewBlocks(iplist.BlocksOptions{Capacity: cfg.Limits.BlocksCapacity, Now: s.now})
+	if err != nil {
+		return nil, fmt.Errorf("blocks: %w", err)
+	}
+	s.nojs, err = limiter.NewTable(limiter.TableOptions{Capacity: 1 << 16, Now: s.now})
+	if err != nil {
+		return nil, err
+	}
+	s.lists = newListSet()
+
+	s.challenge, err = challenge.New(challengeOptions(cfg, s))
+	if err != nil {
+		return nil, fmt.Errorf("challenge: %w", err)
+	}
+	s.challenge.SetMode(mode)
+
+	if !cfg.Cache.Disabled {
+		if s.cache, err = cache.New(cacheOptions(cfg, s)); err != nil {
+			return nil, fmt.Errorf("cache: %w", err)
+		}
+	}
+	if !cfg.Admission.Disabled {
+		ao, err := admissionOptions(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if s.admission, err = admission.New(ao); err != nil {
+			return nil, fmt.Errorf("admission: %w", err)
+		}
+	}
+	if s.pool, err = upstream.New(upstreamOptions(cfg, s)); err != nil {
+		return nil, fmt.Errorf("upstream: %w", err)
+	}
+
+	// The pipeline after the decision: cache, then admission, then the pool.
+	var h http.Handler = s.pool
+	if s.admission != nil {
+		h = s.admission.Middleware(h, s.classOf)
+	}
+	if s.cache != nil {
+		h = s.cache.Middleware(h)
+	}
+	s.pipeline = h
+
+	if err := s.apply(cfg); err != nil {
+		return nil, err
+	}
+	s.metrics.registerComponents(s)
+	return s, nil
+}
+
+// apply installs the parts of cfg that can change on a running shield:
+// rules, lists, the runtime knobs and the mode.
+func (s *Shield) apply(cfg *config.Config) error {
+	rs, err := compileRules(cfg)
+	if err != nil {
+		return err
+	}
+	files, err := loadListFiles(cfg)
+	if err != nil {
+		return err
+	}
+	rt, err := newRuntime(cfg)
+	if err != nil {
+		return err
+	}
+	p, err := limiter.NewParams(cfg.Challenge.NoJSRate.PerSecond(), 1)
+	if err != nil {
+		return fmt.Errorf("challenge.nojs_rate: %w", err)
+	}
+	s.engine.Swap(rs)
+	s.lists.install(cfg, files)
+	s.nojsRate.Store(&p)
+	s.rt.Store(rt)
+	s.cfg.Store(cfg)
+	s.level.Set(logLevel(cfg.Log.Level))
+	s.access.configure(cfg.Log)
+	mode, _ := verdict.ParseMode(cfg.Mode)
+	s.SetMode(mode)
+	return nil
+}
+
+// Start binds every listener and the admin API and starts the background
+// work (health checks, list watching, block sweeping).
+func (s *Shield) Start() error {
+	cfg := s.cfg.Load()
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.pool.Start(ctx)
+	for _, l := range cfg.Listeners {
+		srv, err := netx.NewServer(netxOptions(cfg, l, s), http.HandlerFunc(s.ServeHTTP))
+		if err != nil {
+			s.closeAll()
+			return fmt.Errorf("listener %s: %w", l.Address, err)
+		}
+		ln, err := net.Listen("tcp", l.Address)
+		if err != nil {
+			s.closeAll()
+			return fmt.Errorf("listener %s: %w", l.Address, err)
+		}
+		s.mu.Lock()
+		s.servers = append(s.servers, srv)
+		s.listeners = append(s.listeners, ln)
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+				s.log.Error("listener stopped", "addr", ln.Addr().String(), "err", err.Error())
+			}
+		}()
+		s.log.Info("listening", "addr", ln.Addr().String(), "tls", l.TLS, "proxy_protocol", l.ProxyProtocol)
+	}
+	if cfg.Admin.Listen != "" {
+		if err := s.startAdmin(cfg); err != nil {
+			s.closeAll()
+			return err
+		}
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.background(ctx)
+	}()
+	return nil
+}
+
+func (s *Shield) startAdmin(cfg *config.Config) error {
+	token := cfg.Admin.Token
+	if cfg.Admin.TokenFile != "" {
+		b, err := os.ReadFile(cfg.Admin.TokenFile)
+		if err != nil {
+			return fmt.Errorf("admin.token_file: %w", err)
+		}
+		token = string(trimSpace(b))
+	}
+	if token == "" && !admin.IsLoopback(cfg.Admin.Listen) {
+		var err error
+		if token, err = admin.EnsureToken(s.stateDir); err != nil {
+			return err
+		}
+		s.log.Warn("the admin API is not on loopback: bearer token required", "token_file", filepath.Join(s.stateDir, admin.TokenFile))
+	}
+	api, err := admin.New(admin.Options{Listen: cfg.Admin.Listen, Token: token, Metrics: s.metrics.handler(), Backend: (*backend)(s), Logger: s.log})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	s.adminLn = ln
+	s.adminSrv = &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute, WriteTimeout: time.Minute}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.adminSrv.Serve(ln)
+	}()
+	s.log.Info("admin API listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// background runs the periodic housekeeping until ctx ends.
+func (s *Shield) background(ctx context.Context) {
+	sweep := time.NewTicker(2 * time.Second)
+	defer sweep.Stop()
+	cfg := s.cfg.Load()
+	watch := time.NewTicker(cfg.Lists.WatchInterval.D())
+	defer watch.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sweep.C:
+			s.blocks.Sweep()
+			s.metrics.tick(s)
+		case <-watch.C:
+			s.reloadListFiles()
+		}
+	}
+}
+
+// Addrs returns the base URLs of the public listeners ("http://127.0.0.1:8080").
+func (s *Shield) Addrs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cfg := s.cfg.Load()
+	out := make([]string, len(s.listeners))
+	for i, ln := range s.listeners {
+		scheme := "http"
+		if cfg.Listeners[i].TLS {
+			scheme = "https"
+		}
+		out[i] = scheme + "://" + ln.Addr().String()
+	}
+	return out
+}
+
+// AdminURL returns the admin API's base URL, or "" when it is off.
+func (s *Shield) AdminURL() string {
+	if s.adminLn == nil {
+		return ""
+	}
+	return "http://" + s.adminLn.Addr().String()
+}
+
+// Logger returns the shield's logger.
+func (s *Shield) Logger() *slog.Logger { return s.log }
+
+// Mode returns the current mode.
+func (s *Shield) Mode() verdict.Mode { return verdict.Mode(s.mode.Load()) }
+
+// SetMode changes the mode (the config pins it; a later detector moves it).
+func (s *Shield) SetMode(m verdict.Mode) {
+	if old := verdict.Mode(s.mode.Swap(uint32(m))); old != m {
+		s.log.Warn("mode changed", "from", old.String(), "to", m.String())
+	}
+	s.challenge.SetMode(m)
+}
+
+// Reload installs a new configuration. Parts that cannot change on a running
+// process (listener and admin addresses, table capacities) are reported and
+// keep their old values; everything else changes at once, without dropping
+// connections. On error the running configuration stays.
+func (s *Shield) Reload(cfg *config.Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	old := s.cfg.Load()
+	for _, w := range restartOnly(old, cfg) {
+		s.log.Warn("this setting changes only on restart; the running value stays", "key", w)
+	}
+	if err := s.apply(cfg); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	for i, srv := range s.servers {
+		if i < len(cfg.Listeners) {
+			if err := srv.SetOptions(netxOptions(cfg, cfg.Listeners[i], s)); err != nil {
+				s.log.Error("listener options not applied", "err", err.Error())
+			}
+		}
+		if err := srv.ReloadCertificates(); err != nil {
+			s.log.Error("certificate reload failed; the old certificate stays", "err", err.Error())
+		}
+	}
+	s.mu.Unlock()
+	s.log.Info("configuration reloaded", "file", cfg.File(), "rules", len(s.engine.Rules().Names()))
+	return nil
+}
+
+// Shutdown stops accepting, drains in-flight requests until ctx ends, then
+// closes everything.
+func (s *Shield) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	servers := append([]*netx.Server(nil), s.servers...)
+	s.mu.Unlock()
+	var errs []error
+	var wg sync.WaitGroup
+	for _, srv := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Shutdown(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if s.adminSrv != nil {
+		s.adminSrv.Shutdown(ctx)
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.pool.Close()
+	s.wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (s *Shield) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+}
+
+// restartOnly lists the settings that differ between old and cfg but only
+// take effect on restart.
+func restartOnly(old, cfg *config.Config) []string {
+	var out []string
+	if fmt.Sprint(old.Listeners) != fmt.Sprint(cfg.Listeners) {
+		out = append(out, "listeners")
+	}
+	if old.Admin != cfg.Admin {
+		out = append(out, "admin")
+	}
+	if old.Limits.TableCapacity != cfg.Limits.TableCapacity || old.Limits.BlocksCapacity != cfg.Limits.BlocksCapacity || old.Limits.Escalation != cfg.Limits.Escalation {
+		out = append(out, "limits (table capacities, escalation)")
+	}
+	if fmt.Sprint(old.Upstream) != fmt.Sprint(cfg.Upstream) {
+		out = append(out, "upstream")
+	}
+	if fmt.Sprint(old.Cache) != fmt.Sprint(cfg.Cache) {
+		out = append(out, "cache")
+	}
+	if old.Admission != cfg.Admission {
+		out = append(out, "admission")
+	}
+	if fmt.Sprint(old.Challenge) != fmt.Sprint(cfg.Challenge) && fmt.Sprint(old.Challenge.BypassPaths) == fmt.Sprint(cfg.Challenge.BypassPaths) {
+		out = append(out, "challenge (except bypass_paths and good bots)")
+	}
+	if old.StateDir != cfg.StateDir {
+		out = append(out, "state_dir")
+	}
+	return out
+}
+
+// stateDir resolves and creates the state directory.
+func stateDir(configured string) (string, error) {
+	try := []string{configured}
+	if configured == "" {
+		try = []string{"/var/lib/rampart"}
+		if x := os.Getenv("XDG_STATE_HOME"); x != "" {
+			try = append(try, filepath.Join(x, "rampart"))
+		}
+		if h, err := os.UserHomeDir(); err == nil {
+			try = append(try, filepath.Join(h, ".local", "state", "rampart"))
+		}
+		try = append(try, filepath.Join(os.TempDir(), fmt.Sprintf("rampart-%d", os.Getuid())))
+	}
+	var lastErr error
+	for _, d := range try {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			lastErr = err
+			continue
+		}
+		f, err := os.CreateTemp(d, ".probe")
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		f.Close()
+		os.Remove(f.Name())
+		return d, nil
+	}
+	return "", fmt.Errorf("state_dir: no writable directory (%v)", lastErr)
+}
+
+func logLevel(s string) slog.Level {
+	switch s {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// rateLimitedWarn returns a hook that logs msg at most once a minute and
+// calls count every time.
+func rateLimitedWarn(log *slog.Logger, msg string, count func()) func() {
+	var last atomic.Int64
+	return func() {
+		count()
+		now := time.Now().UnixNano()
+		if l := last.Load(); now-l > int64(time.Minute) && last.CompareAndSwap(l, now) {
+			log.Warn(msg)
+		}
+	}
+}
+
+var _ = netip.Addr{}
