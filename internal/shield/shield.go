@@ -22,7 +22,6 @@ import (
 	"sync/atomic"
 	"time"
 
-
 	"github.com/rampart-shield/rampart/internal/admin"
 	"github.com/rampart-shield/rampart/internal/admission"
 	"github.com/rampart-shield/rampart/internal/cache"
