@@ -50,7 +50,9 @@ func TestCheck(t *testing.T) {
 			*tok = obtainCookie(t, other, v4, testUA)
 		}, want: challenge.CheckBadSignature},
 		{name: "expired", issue: v4, ip: "198.51.100.20", change: func(_ *testing.T, _ *challenge.Service, c *fakeClock, _ *string) { c.Advance(24 * time.Hour) }, want: challenge.CheckExpired},
-		{name: "not-yet-expired", issue: v4, ip: "198.51.100.20", change: func(_ *testing.T, _ *challenge.Service, c *fakeClock, _ *string) { c.Advance(24*time.Hour - time.Second) }, want: challenge.CheckValid},
+		{name: "not-yet-expired", issue: v4, ip: "198.51.100.20", change: func(_ *testing.T, _ *challenge.Service, c *fakeClock, _ *string) {
+			c.Advance(24*time.Hour - time.Second)
+		}, want: challenge.CheckValid},
 		{name: "mode-shortens-lifetime", issue: v4, ip: "198.51.100.20", change: func(_ *testing.T, s *challenge.Service, c *fakeClock, _ *string) {
 			c.Advance(2 * time.Hour)
 			s.SetMode(verdict.ModeUnderAttack)
