@@ -67,7 +67,7 @@ type browser struct {
 	rng     *rand.Rand
 	lat     *latencies // legit only
 	reqCtx  context.Context
-	visited bool       // a navigation happened (Sec-Fetch-Site)
+	visited bool // a navigation happened (Sec-Fetch-Site)
 	cache   map[string]time.Time
 }
 

@@ -50,9 +50,10 @@
 // legit_p50_ms, legit_p95_ms, legit_p99_ms (every legitimate visitor;
 // legit_js and legit_nojs split them), attack_sent, attack_reached_origin
 // (from the demo origin's role counters, reset before the run; null without
-// them), decisions (per role, counts by the Rampart-Mitigated header, "allow"
-// when absent), cache (per role, by Rampart-Cache), statuses, and with a
-// proxy PID proxy_cpu_s, proxy_rss_bytes and proxy_peak_rss_bytes. A
+// them), decisions (per role, counts by the Rampart-Mitigated header; when
+// absent "allow", or "origin-error" for a 5xx), cache (per role, by
+// Rampart-Cache), statuses, and with a proxy PID proxy_cpu_s,
+// proxy_rss_bytes and proxy_peak_rss_bytes. A
 // legitimate request succeeds when its final answer is 2xx or 304;
 // percentiles are nearest-rank over the raw latencies of every legitimate
 // request, failed ones included.

@@ -114,7 +114,9 @@ func TestRunPresetsAgainstOrigin(t *testing.T) {
 					t.Errorf("slow-post: %d reached the origin, %d connections held", reached, held)
 				}
 			case "h2-rapid-reset":
-				if rep.AttackSent < 100 || reached == 0 {
+				// 200 streams/s for 1.5 s, less whatever a loaded machine
+				// loses.
+				if rep.AttackSent < 30 || reached == 0 {
 					t.Errorf("rapid reset: %d streams sent, %d reached", rep.AttackSent, reached)
 				}
 			default:

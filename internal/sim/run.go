@@ -142,7 +142,8 @@ type Report struct {
 	AttackerSolveCPUs float64 `json:"attacker_solve_cpu_s"`
 
 	// Decisions counts answers by role ("legit", "attack") and by the
-	// Rampart-Mitigated header ("allow" when absent).
+	// Rampart-Mitigated header; without it, "allow", or "origin-error" for
+	// a 5xx (the origin's own 503 when it drowns).
 	Decisions map[string]map[string]int64 `json:"decisions"`
 	// Cache counts answers by role and Rampart-Cache value (absent: not
 	// counted).
@@ -504,7 +505,11 @@ func (r *runner) record(role int, resp *http.Response, err error) {
 	}
 	r.stat[role].add(statusLabel(resp.StatusCode), 1)
 	d := resp.Header.Get("Rampart-Mitigated")
-	if d == "" {
+	switch {
+	case d != "":
+	case resp.StatusCode >= 500:
+		d = "origin-error" // let through, but the origin failed (a 503 when it drowns)
+	default:
 		d = "allow"
 	}
 	r.decisions[role].add(d, 1)
