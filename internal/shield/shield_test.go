@@ -1,0 +1,376 @@
+package shield
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rampart-shield/rampart/internal/admin"
+	"github.com/rampart-shield/rampart/internal/config"
+	"github.com/rampart-shield/rampart/internal/verdict"
+)
+
+func TestProxyForwardsHeaders(t *testing.T) {
+	var got http.Header
+	var mu sync.Mutex
+	origin := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = r.Header.Clone()
+		mu.Unlock()
+		w.Header().Set("X-Origin-Cost", "7")
+		io.WriteString(w, "ok")
+	})
+	s := startShield(t, testConfig(t, origin.URL, `
+rules:
+  - name: cost
+    limit: {rate: 100/s, count: responses, cost_header: X-Origin-Cost}
+    action: limit
+`))
+	req, _ := http.NewRequest(http.MethodGet, s.Addrs()[0]+"/page?x=1", nil)
+	req.Header.Set("X-Forwarded-For", "6.6.6.6")
+	req.Header.Set("Connection", "X-Secret")
+	req.Header.Set("X-Secret", "hop")
+	req.Header.Set("User-Agent", "test")
+	req.Header.Set("Accept", "*/*")
+	resp, err := clientFrom("127.10.0.7").Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if v := resp.Header.Get("X-Origin-Cost"); v != "" {
+		t.Errorf("the origin's cost header leaked to the client: %q", v)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if xff := got.Get("X-Forwarded-For"); xff != "127.10.0.7" {
+		t.Errorf("X-Forwarded-For = %q, want only the real client (a client-supplied value must not pass)", xff)
+	}
+	if p := got.Get("X-Forwarded-Proto"); p != "http" {
+		t.Errorf("X-Forwarded-Proto = %q", p)
+	}
+	if h := got.Get("X-Forwarded-Host"); !strings.HasPrefix(h, "127.0.0.1:") {
+		t.Errorf("X-Forwarded-Host = %q", h)
+	}
+	if v := got.Get("Via"); !strings.Contains(v, "rampart") {
+		t.Errorf("Via = %q", v)
+	}
+	if v := got.Get("X-Secret"); v != "" {
+		t.Errorf("hop-by-hop header named in Connection reached the origin: %q", v)
+	}
+}
+
+// TestAbusiveIPLimited: one address over its limit gets 429s while its
+// neighbours in other networks are untouched.
+func TestAbusiveIPLimited(t *testing.T) {
+	origin := newOrigin(t, nil)
+	s := startShield(t, testConfig(t, origin.URL, `
+rules:
+  - name: pages-per-ip
+    limit: {rate: 1/s, burst: 5, by: [ip]}
+    action: limit
+`))
+	url := s.Addrs()[0] + "/news/1"
+	abusive := clientFrom("127.20.1.1")
+	var codes []int
+	for range 12 {
+		code, mit, _ := get(t, abusive, url)
+		codes = append(codes, code)
+		if code == 429 && mit != "rule:pages-per-ip" {
+			t.Errorf("429 without the rule named: %q", mit)
+		}
+	}
+	ok, limited := 0, 0
+	for _, c := range codes {
+		switch c {
+		case 200:
+			ok++
+		case 429:
+			limited++
+		}
+	}
+	if ok < 5 || ok > 6 || limited < 6 {
+		t.Fatalf("abusive client: %v (want 5 or 6 passes, then 429s)", codes)
+	}
+	for _, src := range []string{"127.21.1.1", "127.22.7.9", "127.20.2.1"} {
+		for range 5 {
+			if code, mit, _ := get(t, clientFrom(src), url); code != 200 {
+				t.Fatalf("neighbour %s got %d (%s)", src, code, mit)
+			}
+		}
+	}
+}
+
+// TestPrefixFloodCaught: many addresses of one network, each far below the
+// per-address limit, are caught by the per-network limit; another network is
+// untouched.
+func TestPrefixFloodCaught(t *testing.T) {
+	origin := newOrigin(t, nil)
+	s := startShield(t, testConfig(t, origin.URL, `
+default_rules: false
+rules:
+  - name: per-ip
+    limit: {rate: 5/s, burst: 10, by: [ip]}
+    action: limit
+  - name: per-prefix
+    limit: {rate: 1/s, burst: 30, by: [prefix]}
+    action: limit
+`))
+	url := s.Addrs()[0] + "/"
+	limited := 0
+	for i := 1; i <= 40; i++ {
+		c := clientFrom(fmt.Sprintf("127.30.5.%d", i))
+		for range 2 {
+			code, mit, _ := get(t, c, url)
+			if code == 429 {
+				if mit != "rule:per-prefix" {
+					t.Fatalf("limited by %q, want the prefix rule", mit)
+				}
+				limited++
+			}
+		}
+	}
+	// 80 requests against a burst of 30 (plus a little refill while the
+	// test runs): most of the rest must be refused.
+	if limited < 40 {
+		t.Fatalf("prefix flood: only %d of 80 refused", limited)
+	}
+	if code, mit, _ := get(t, clientFrom("127.31.5.1"), url); code != 200 {
+		t.Fatalf("another network got %d (%s)", code, mit)
+	}
+}
+
+// dialRaw connects from src and sends one request; it returns the answer's
+// status line, or the error (EOF, reset) when the shield closed the
+// connection without answering.
+func dialRaw(src, addr string) (string, error) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 3 * time.Second}
+	c, err := d.Dial("tcp", strings.TrimPrefix(addr, "http://"))
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: t\r\nAccept: */*\r\n\r\n"); err != nil {
+		return "", err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(line), nil
+}
+
+func TestBlockedClosedAtAccept(t *testing.T) {
+	origin := newOrigin(t, nil)
+	cfg := testConfig(t, origin.URL, `
+lists:
+  deny: [127.40.0.0/16]
+rules:
+  - name: trap
+    match: {paths: ["/wp-login.php"]}
+    action: block
+    block_ttl: 1h
+`)
+	s := startShield(t, cfg)
+	addr := s.Addrs()[0]
+
+	// Deny list from the config.
+	if line, err := dialRaw("127.40.1.1", addr); err == nil {
+		t.Fatalf("deny-listed client got an answer: %q", line)
+	}
+	// A block through the admin API.
+	c := admin.NewClient(s.AdminURL(), "")
+	if _, err := c.Block(context.Background(), "127.41.1.1", time.Hour, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := dialRaw("127.41.1.1", addr); err == nil {
+		t.Fatalf("blocked client got an answer: %q", line)
+	}
+	if line, err := dialRaw("127.41.1.2", addr); err != nil || !strings.Contains(line, "200") {
+		t.Fatalf("neighbour of a blocked address: %q %v", line, err)
+	}
+	// A block rule: the request that trips it is dropped, and the address
+	// is closed at accept from then on.
+	code, _, body := get(t, clientFrom("127.42.1.1"), addr+"/wp-login.php")
+	if code != 0 {
+		t.Fatalf("trap request answered %d", code)
+	}
+	_ = body
+	if line, err := dialRaw("127.42.1.1", addr); err == nil {
+		t.Fatalf("address blocked by a rule got an answer: %q", line)
+	}
+	st := s.edgeStats()
+	if st.RejectedDenied < 3 {
+		t.Errorf("rejected-at-accept counter = %d, want >= 3", st.RejectedDenied)
+	}
+	blocks, _ := c.Blocks(context.Background())
+	found := false
+	for _, b := range blocks {
+		if b.CIDR == "127.42.1.1/32" && b.Reason == "rule:trap" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("rule block not listed: %+v", blocks)
+	}
+	// Unblocking opens the door again.
+	if err := c.Unblock(context.Background(), "127.41.1.1"); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := dialRaw("127.41.1.1", addr); err != nil || !strings.Contains(line, "200") {
+		t.Fatalf("after unblock: %q %v", line, err)
+	}
+}
+
+// TestReloadKeepsConnections: a rule reload changes behaviour on a
+// connection that stays open.
+func TestReloadKeepsConnections(t *testing.T) {
+	origin := newOrigin(t, nil)
+	cfg := testConfig(t, origin.URL, "")
+	s := startShield(t, cfg)
+	c := clientFrom("127.50.0.1")
+	url := s.Addrs()[0] + "/reports"
+
+	var reused []bool
+	do := func() int {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		req.Header.Set("User-Agent", "t")
+		req.Header.Set("Accept", "*/*")
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			GotConn: func(i httptrace.GotConnInfo) { reused = append(reused, i.Reused) },
+		}))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := do(); code != 200 {
+		t.Fatalf("before reload: %d", code)
+	}
+	next := testConfig(t, origin.URL, `
+rules:
+  - name: no-reports
+    match: {paths: ["/reports"]}
+    action: limit
+`)
+	next.Listeners, next.Admin, next.StateDir = cfg.Listeners, cfg.Admin, cfg.StateDir
+	if err := s.Reload(next); err != nil {
+		t.Fatal(err)
+	}
+	if code := do(); code != 429 {
+		t.Fatalf("after reload: %d, want 429", code)
+	}
+	if len(reused) != 2 || !reused[1] {
+		t.Fatalf("the connection was not kept across the reload: reused=%v", reused)
+	}
+	// A bad configuration is refused and the running one stays.
+	bad := *next
+	bad.Rules = []config.Rule{{Name: "x", Action: "block"}}
+	if err := s.Reload(&bad); err == nil {
+		t.Fatal("a rule without block_ttl was accepted")
+	}
+	if code := do(); code != 429 {
+		t.Fatalf("after a refused reload: %d, want the running rule's 429", code)
+	}
+}
+
+func TestUnderAttackChallenges(t *testing.T) {
+	origin := newOrigin(t, nil)
+	s := startShield(t, testConfig(t, origin.URL, "mode: under_attack\n"))
+	c := clientFrom("127.60.0.1")
+	code, mit, body := get(t, c, s.Addrs()[0]+"/news/1")
+	if code != 403 || mit != "challenge" || !strings.Contains(body, "<html") {
+		t.Fatalf("navigation: %d %q %.80q", code, mit, body)
+	}
+	req, _ := http.NewRequest(http.MethodGet, s.Addrs()[0]+"/api-ish", nil)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Sec-Fetch-Mode", "cors")
+	req.Header.Set("User-Agent", "t")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 403 || resp.Header.Get("Rampart-Mitigated") != "challenge" || strings.Contains(string(b), "<html") {
+		t.Fatalf("non-navigation: %d %q %q", resp.StatusCode, resp.Header.Get("Rampart-Mitigated"), b)
+	}
+	if code, mit, _ := get(t, c, s.Addrs()[0]+"/robots.txt"); code != 200 {
+		t.Fatalf("bypass path: %d %q", code, mit)
+	}
+	if origin.hits.Load() != 1 {
+		t.Fatalf("the origin saw %d requests, want only the bypassed one", origin.hits.Load())
+	}
+	if s.Mode() != verdict.ModeUnderAttack {
+		t.Fatalf("mode %v", s.Mode())
+	}
+}
+
+func TestStatusAPI(t *testing.T) {
+	origin := newOrigin(t, nil)
+	s := startShield(t, testConfig(t, origin.URL, ""))
+	get(t, clientFrom("127.70.0.1"), s.Addrs()[0]+"/")
+	resp, err := http.Get(s.AdminURL() + "/api/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"mode", "uptime_s", "connections", "requests_per_s", "upstreams", "upstream_health"} {
+		if _, ok := st[k]; !ok {
+			t.Errorf("status lacks %q: %v", k, st)
+		}
+	}
+	if st["mode"] != "normal" || st["upstream_health"] != "ok" {
+		t.Errorf("status: %v", st)
+	}
+	m, err := http.Get(s.AdminURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := io.ReadAll(m.Body)
+	m.Body.Close()
+	for _, want := range []string{`rampart_requests_total{action="allow",status="2xx"} 1`, "rampart_connections_open", "rampart_table_capacity{table=\"ratelimit\"}", "rampart_upstream_healthy"} {
+		if !strings.Contains(string(mb), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+func TestOriginDownGivesShieldPage(t *testing.T) {
+	origin := newOrigin(t, nil)
+	url := origin.URL
+	origin.Close()
+	cfg := testConfig(t, url, "")
+	cfg.Upstream.HealthCheck.Disabled = true
+	s := startShield(t, cfg)
+	code, mit, _ := get(t, clientFrom("127.80.0.1"), s.Addrs()[0]+"/nothing-cached")
+	if code != 502 && code != 503 {
+		t.Fatalf("origin down: %d", code)
+	}
+	if mit == "" {
+		t.Fatalf("a shield-generated error page lacks Rampart-Mitigated")
+	}
+}
+
+var _ = errors.New
