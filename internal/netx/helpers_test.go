@@ -28,7 +28,8 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 type testServer struct {
 	s    *Server
 	addr string
-	done chan error
+	done chan struct{} // closed when Serve returns, with its error in err
+	err  error
 }
 
 // startServer runs a Server on 127.0.0.1:0 and shuts it down at cleanup.
@@ -45,8 +46,11 @@ func startServer(t testing.TB, o Options, h http.Handler) *testServer {
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	ts := &testServer{s: s, addr: l.Addr().String(), done: make(chan error, 1)}
-	go func() { ts.done <- s.Serve(l) }()
+	ts := &testServer{s: s, addr: l.Addr().String(), done: make(chan struct{})}
+	go func() {
+		ts.err = s.Serve(l)
+		close(ts.done)
+	}()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

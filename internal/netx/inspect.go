@@ -2,6 +2,7 @@ package netx
 
 import (
 	"bytes"
+	"strings"
 	"sync/atomic"
 
 	"golang.org/x/net/http/httpguts"
@@ -446,13 +447,13 @@ func (in *h1Inspector) headerLine(line []byte) badKind {
 	switch len(name) {
 	case 4:
 		if asciiEqualFold(name, "host") {
-			in.hosts++
-			if in.hosts > 1 {
+			if in.hosts > 0 {
 				return badDupHost
 			}
-			if len(v) > 255 || !httpguts.ValidHostHeader(string(v)) {
+			if len(v) > 255 || !validHost(v) {
 				return badHost
 			}
+			in.hosts++ // counted once the line is accepted: see violate
 		}
 	case 7:
 		if asciiEqualFold(name, "upgrade") {
@@ -516,6 +517,20 @@ func asciiEqualFold(b []byte, s string) bool {
 			c += 'a' - 'A'
 		}
 		if c != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// validHost reports whether v holds only the bytes net/http accepts in a
+// Host header (RFC 3986 reg-name, IP literal and port characters).
+func validHost(v []byte) bool {
+	for _, c := range v {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-._~!$&'()*+,;=:[]%", c) >= 0:
+		default:
 			return false
 		}
 	}

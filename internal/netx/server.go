@@ -349,7 +349,7 @@ func (s *Server) serveConn(c net.Conn, g *gen, peer netip.AddrPort, proxied bool
 		s.serveH2(rc, rc, ci, 0, true)
 		return
 	}
-	rc.pre = pre
+	rc.pre = append(pre, rc.pre...) // sniffed bytes, then any read ahead by the PROXY parser
 	s.serveH1(rc, rc, ci)
 }
 

@@ -59,7 +59,7 @@ type Stats struct {
 	RejectedDenied, RejectedPerIPCap, RejectedGlobalCap, RejectedProxyHeader uint64
 	// Closed counts connections closed by a hardening rule, by rule.
 	ClosedHeaderTimeout, ClosedIdle, ClosedBodyTooSlow, ClosedWriteTimeout uint64
-	ClosedH2Glitches, ClosedH2Resets, ClosedTLSHandshake                  uint64
+	ClosedH2Glitches, ClosedH2Resets, ClosedTLSHandshake                   uint64
 	// BodyTooLarge counts requests answered (or cut) with 413.
 	BodyTooLarge uint64
 	// BadRequests counts requests refused with 400/431 by kind (see
