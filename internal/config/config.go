@@ -73,7 +73,9 @@ type Listener struct {
 
 // Upstream is the origin pool.
 type Upstream struct {
-	// Targets are the origin URLs (http:// or https://). Several form a pool.
+	// Targets are the origin URLs: http:// or https:// (HTTP/1.1), h2c://
+	// (HTTP/2 without TLS) or h2:// (HTTP/2 over TLS), scheme://host:port
+	// only. Several form a pool.
 	Targets []string `yaml:"targets"`
 	// Balance picks a target per request: round_robin or least_conn.
 	Balance string `yaml:"balance"`

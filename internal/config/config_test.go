@@ -110,7 +110,7 @@ func TestErrorsNamePosition(t *testing.T) {
 		{"bad regexp", "rules:\n  - name: r\n    action: drop\n    match: {paths: ['/^(unclosed/']}\n",
 			[]string{`x.yaml:4:21: rules[0].match.paths[0]: bad regular expression`}},
 		{"bad upstream", "upstream:\n  targets: [ftp://origin]\n",
-			[]string{`x.yaml:2:13: upstream.targets[0]: bad URL "ftp://origin": the scheme must be http or https`}},
+			[]string{`x.yaml:2:13: upstream.targets[0]: bad URL "ftp://origin": the scheme must be http, https, h2c`}},
 		{"tls listener without certs", "listeners:\n  - address: \":443\"\n    tls: true\n",
 			[]string{`x.yaml:3:10: listeners[0].tls: a TLS listener needs`}},
 		{"two documents", "mode: normal\n---\nmode: elevated\n",

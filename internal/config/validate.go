@@ -243,12 +243,12 @@ func (c *Config) validateUpstream(k *checker, complete bool) {
 		switch {
 		case err != nil:
 			k.failf(p, "bad URL %q: %v", t, err)
-		case pu.Scheme != "http" && pu.Scheme != "https":
-			k.failf(p, "bad URL %q: the scheme must be http or https", t)
+		case pu.Scheme != "http" && pu.Scheme != "https" && pu.Scheme != "h2c" && pu.Scheme != "h2":
+			k.failf(p, "bad URL %q: the scheme must be http, https, h2c (HTTP/2 without TLS) or h2", t)
 		case pu.Host == "":
 			k.failf(p, "bad URL %q: no host", t)
-		case pu.RawQuery != "" || pu.Fragment != "":
-			k.failf(p, "bad URL %q: a target has no query or fragment", t)
+		case pu.RawQuery != "" || pu.Fragment != "" || (pu.Path != "" && pu.Path != "/") || pu.User != nil:
+			k.failf(p, "bad URL %q: a target is scheme://host:port only (the request path is sent unchanged)", t)
 		}
 	}
 	k.oneOf("upstream.balance", u.Balance, "round_robin", "least_conn")
