@@ -400,3 +400,94 @@ func FuzzWriteRequest(f *testing.F) {
 		}
 	})
 }
+
+// endlessOrigin streams until the connection breaks; done is closed then.
+func endlessOrigin(t testing.TB, pause chan struct{}) (*httptest.Server, chan struct{}) {
+	t.Helper()
+	done := make(chan struct{})
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(done)
+		chunk := []byte(strings.Repeat("z", 8<<10))
+		for i := 0; ; i++ {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			if pause != nil && i == 0 {
+				select { // hold the body open after the first chunk
+				case <-pause:
+				case <-r.Context().Done():
+					return
+				}
+			}
+			if r.Context().Err() != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(s.Close)
+	return s, done
+}
+
+func TestFastPathBodyCloseDoesNotDrain(t *testing.T) {
+	origin, done := endlessOrigin(t, nil)
+	p := newPool(t, Options{Targets: targets(t, origin), HealthCheck: HealthCheckOptions{Disabled: true}})
+	h1 := p.ups[0].rt.(*h1Transport)
+	req, _ := http.NewRequest("GET", origin.URL+"/", nil) // context never cancelled
+	res, err := h1.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(res.Body, make([]byte, 32<<10)); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	go func() { res.Body.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close of an unfinished body drains it")
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("origin connection not closed")
+	}
+	if n := h1.conns.Load(); n != 0 {
+		t.Fatalf("%d connections kept after an early close", n)
+	}
+}
+
+func TestClientLeavesWhileOriginPausesMidBody(t *testing.T) {
+	for _, fast := range []bool{true, false} {
+		t.Run(fmt.Sprintf("fast=%v", fast), func(t *testing.T) {
+			pause := make(chan struct{})
+			defer close(pause)
+			origin, done := endlessOrigin(t, pause)
+			p := newPool(t, Options{
+				Targets: targets(t, origin), DisableFastPath: !fast,
+				Passive: PassiveOptions{MaxFails: 1}, HealthCheck: HealthCheckOptions{Disabled: true},
+			})
+			fe, cl := frontend(t, p)
+			res, err := cl.Get(fe.URL + "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(res.Body, make([]byte, 8<<10)); err != nil {
+				t.Fatal(err)
+			}
+			// The pool is now blocked reading the paused origin body.
+			res.Body.Close()
+			cl.CloseIdleConnections()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("origin request not cancelled after the client left")
+			}
+			waitFor(t, "in flight to drain", 5*time.Second, func() bool { return p.Health()[0].InFlight == 0 })
+			if st := p.Health()[0]; st.Failures != 0 || st.Breaker != BreakerClosed {
+				t.Fatalf("client leaving mid-body counted against the origin: %+v", st)
+			}
+		})
+	}
+}

@@ -1,10 +1,12 @@
 package upstream
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"log"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"sync"
@@ -276,6 +278,16 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack records a protocol switch (ReverseProxy hijacks only to complete
+// a 101 Switching Protocols) and hands the connection over.
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil && w.status == 0 {
+		w.status = http.StatusSwitchingProtocols
+	}
+	return c, brw, err
+}
 
 // logLimiter lets at most perSecond log lines through per wall second, so
 // a flood of failures cannot make logging the bottleneck.

@@ -271,7 +271,11 @@ func wsEchoOrigin(t testing.TB) *httptest.Server {
 
 func TestWebSocketUpgrade(t *testing.T) {
 	origin := wsEchoOrigin(t)
-	p := newPool(t, Options{Targets: targets(t, origin), HealthCheck: HealthCheckOptions{Disabled: true}})
+	observed := make(chan int, 1)
+	p := newPool(t, Options{
+		Targets: targets(t, origin), HealthCheck: HealthCheckOptions{Disabled: true},
+		OnResponse: func(_ *http.Request, status int, _ time.Duration) { observed <- status },
+	})
 	fe, _ := frontend(t, p)
 
 	conn, err := net.Dial("tcp", fe.Listener.Addr().String())
@@ -309,6 +313,9 @@ func TestWebSocketUpgrade(t *testing.T) {
 	waitFor(t, "tunnel to close", 5*time.Second, func() bool { return status(p, origin.URL).InFlight == 0 })
 	if f := status(p, origin.URL).Failures; f != 0 {
 		t.Errorf("failures after a clean close = %d", f)
+	}
+	if got := <-observed; got != http.StatusSwitchingProtocols {
+		t.Errorf("observed status %d, want 101", got)
 	}
 }
 
