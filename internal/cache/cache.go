@@ -1,0 +1,202 @@
+package cache
+
+import (
+	"fmt"
+	"hash/maphash"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/maypok86/otter/v2"
+)
+
+// Cache is an in-memory HTTP response cache bounded by bytes. It is safe for
+// concurrent use. A hit does not allocate beyond what the response writer's
+// header map needs; see Middleware for the request flow.
+type Cache struct {
+	o        Options
+	seed     maphash.Seed
+	store    *otter.Cache[uint64, *entry]
+	flights  *flights
+	params   *params
+	sessions sessionMatcher
+	refresh  chan struct{} // semaphore of background refreshes
+
+	st counters
+}
+
+type counters struct {
+	hits, misses, stale, bypass, coalesced, coalesceTimeouts atomic.Uint64
+	stored, notStored, hitForPass, revalidated               atomic.Uint64
+	evictions, expirations, purged                           atomic.Uint64
+	refreshes, refreshesSkipped, missLimited                 atomic.Uint64
+}
+
+// New validates o, fills its defaults and returns an empty Cache.
+func New(o Options) (*Cache, error) {
+	o.setDefaults()
+	if err := o.validate(); err != nil {
+		return nil, fmt.Errorf("cache: invalid options: %w", err)
+	}
+	c := &Cache{
+		o:        o,
+		seed:     maphash.MakeSeed(),
+		flights:  newFlights(o.MaxFlights),
+		sessions: newSessionMatcher(o.SessionCookies),
+		refresh:  make(chan struct{}, o.MaxRefreshes),
+	}
+	c.params = newParams(o.KnownParams, o.LearnParams, o.LearnCapacity, c.seed)
+	store, err := otter.New(&otter.Options[uint64, *entry]{
+		MaximumWeight:    uint64(o.MaxBytes),
+		Weigher:          func(_ uint64, e *entry) uint32 { return e.weight },
+		ExpiryCalculator: otter.ExpiryWritingFunc(c.expiresAfter),
+		OnAtomicDeletion: c.onDeletion,
+		Clock:            clock{now: o.Now},
+		Logger:           slogLogger{o.Logger},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cache: building the store: %w", err)
+	}
+	c.store = store
+	return c, nil
+}
+
+// expiresAfter keeps an entry in the store as long as it can serve a
+// request, as a hit or as a stale copy.
+func (c *Cache) expiresAfter(e otter.Entry[uint64, *entry]) time.Duration {
+	d := time.Duration(e.Value.expireAt() - c.o.Now().UnixNano())
+	return max(d, time.Nanosecond)
+}
+
+func (c *Cache) onDeletion(ev otter.DeletionEvent[uint64, *entry]) {
+	switch ev.Cause {
+	case otter.CauseOverflow:
+		c.st.evictions.Add(1)
+	case otter.CauseExpiration:
+		c.st.expirations.Add(1)
+	}
+}
+
+// clock gives otter the cache's clock. It has no ticks: expired entries are
+// dropped during reads and writes, and their bytes count against MaxBytes
+// until then, so no goroutine outlives the cache.
+type clock struct{ now func() time.Time }
+
+func (c clock) NowNano() int64                    { return c.now().UnixNano() }
+func (clock) Tick(time.Duration) <-chan time.Time { return nil }
+
+// get returns the entry stored under h if its key is key.
+func (c *Cache) get(h uint64, key []byte) *entry {
+	e, ok := c.store.GetIfPresent(h)
+	if !ok || e.key != string(key) {
+		return nil
+	}
+	return e
+}
+
+// put stores e under its key.
+func (c *Cache) put(e *entry) {
+	c.store.Set(maphash.String(c.seed, e.key), e)
+}
+
+// Purge removes every entry whose key starts with prefix and returns how
+// many responses it removed (Vary markers and hit-for-pass marks go too,
+// uncounted). Keys read "host/path?query" with the host in lower case and
+// without port, the path escaped and the query parameters sorted:
+// Purge("www.example.org/news/") drops every news page of both schemes and
+// all their variants; Purge("") empties the cache. The host part of prefix
+// is lower-cased. Responses being fetched while Purge runs are stored
+// afterwards. It walks the whole cache: O(entries).
+func (c *Cache) Purge(prefix string) int {
+	if i := strings.IndexByte(prefix, '/'); i != 0 {
+		if i < 0 {
+			i = len(prefix)
+		}
+		prefix = strings.ToLower(prefix[:i]) + prefix[i:]
+	}
+	n := 0
+	for h, e := range c.store.All() {
+		if !strings.HasPrefix(e.key, prefix) {
+			continue
+		}
+		if _, ok := c.store.Invalidate(h); ok && e.kind == kindResponse {
+			n++
+		}
+	}
+	c.st.purged.Add(uint64(n))
+	return n
+}
+
+// Stats is a snapshot of the cache's size and counters, for metrics.
+// Counters only grow.
+type Stats struct {
+	// Entries is the number of stored values (responses and markers); Bytes
+	// their weight (bodies, headers, keys, per-entry overhead), bounded by
+	// MaxBytes.
+	Entries  int
+	Bytes    uint64
+	MaxBytes int64
+	// Hits were served fresh from the cache; Misses went to the origin as
+	// the leader of their key; Stale were served a stale copy (origin
+	// failure, stale-while-revalidate, under_attack, miss limit, coalesce
+	// timeout); Coalesced were served the response fetched for another
+	// request; Bypass went to the origin untouched (method, Authorization,
+	// session cookie, Range below NormaliseIn, hit-for-pass, released
+	// followers).
+	Hits, Misses, Stale, Coalesced, Bypass uint64
+	// CoalesceTimeouts counts followers that stopped waiting after
+	// CoalesceWait.
+	CoalesceTimeouts uint64
+	// Stored counts responses stored; NotStored responses that could not
+	// be (the key then turns hit-for-pass); HitForPass the pass marks set;
+	// Revalidated copies refreshed by a 304.
+	Stored, NotStored, HitForPass, Revalidated uint64
+	// Evictions were pushed out by MaxBytes; Expirations outlived their use.
+	Evictions, Expirations uint64
+	// Purged counts responses removed by Purge.
+	Purged uint64
+	// Refreshes counts background refreshes started; RefreshesSkipped
+	// those not started because MaxRefreshes were running.
+	Refreshes, RefreshesSkipped uint64
+	// MissLimited counts misses refused by AdmitMiss.
+	MissLimited uint64
+	// Flights is the number of keys being fetched now (at most MaxFlights).
+	Flights int
+	// LearnedPaths is the number of paths in the learned-parameters table
+	// (at most LearnCapacity).
+	LearnedPaths int
+}
+
+// Stats returns a snapshot. It first runs the store's pending maintenance
+// (evictions, dropping expired entries), so that Entries and Bytes are
+// exact: the metrics endpoint calling it every few seconds doubles as the
+// store's periodic clean-up. It is safe for concurrent use.
+func (c *Cache) Stats() Stats {
+	c.store.CleanUp()
+	s := Stats{
+		Entries:          c.store.EstimatedSize(),
+		Bytes:            c.store.WeightedSize(),
+		MaxBytes:         c.o.MaxBytes,
+		Hits:             c.st.hits.Load(),
+		Misses:           c.st.misses.Load(),
+		Stale:            c.st.stale.Load(),
+		Coalesced:        c.st.coalesced.Load(),
+		Bypass:           c.st.bypass.Load(),
+		CoalesceTimeouts: c.st.coalesceTimeouts.Load(),
+		Stored:           c.st.stored.Load(),
+		NotStored:        c.st.notStored.Load(),
+		HitForPass:       c.st.hitForPass.Load(),
+		Revalidated:      c.st.revalidated.Load(),
+		Evictions:        c.st.evictions.Load(),
+		Expirations:      c.st.expirations.Load(),
+		Purged:           c.st.purged.Load(),
+		Refreshes:        c.st.refreshes.Load(),
+		RefreshesSkipped: c.st.refreshesSkipped.Load(),
+		MissLimited:      c.st.missLimited.Load(),
+		Flights:          c.flights.size(),
+	}
+	if c.params.learned != nil {
+		s.LearnedPaths = int(c.params.learned.size.Load())
+	}
+	return s
+}

@@ -1,0 +1,152 @@
+package cache
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Kinds of stored values.
+const (
+	// kindResponse is a stored response.
+	kindResponse uint8 = iota
+	// kindVary marks a URL whose responses vary: the response itself is
+	// stored under the variant key built from varyNames.
+	kindVary
+	// kindPass marks a key whose response could not be stored: requests go
+	// to the origin without coalescing until passUntil.
+	kindPass
+)
+
+// entryOverhead is what an entry costs beyond its key, headers and body: the
+// entry struct, otter's node and hash-table slot, the header slice. Measured
+// by BenchmarkMemoryPerEntry and rounded up.
+const entryOverhead = 512
+
+// headerField is one stored header; values has len == cap so that a handler
+// appending to it copies instead of writing into the shared array.
+type headerField struct {
+	name   string
+	values []string
+}
+
+// entry is an immutable stored value (only refreshing and variants change).
+type entry struct {
+	key     string
+	kind    uint8
+	status  int
+	hdr     []headerField
+	body    []byte
+	etag    string
+	lastMod string
+	// varyNames are the canonical names of the Vary'd headers, for a
+	// response that varies and for a kindVary marker.
+	varyNames []string
+	freshness
+	passUntil int64
+	weight    uint32
+
+	refreshing atomic.Bool  // a background refresh runs for this copy
+	variants   atomic.Int32 // kindVary: variants stored
+}
+
+func (e *entry) fresh(now int64) bool { return now < e.freshUntil }
+
+// staleServable reports whether a stale copy may be served at once (with a
+// background refresh): within stale-while-revalidate, or in under_attack
+// mode within stale-if-error.
+func (e *entry) staleServable(now int64, underAttack bool) bool {
+	return now < e.swrUntil || (underAttack && now < e.sieUntil)
+}
+
+// usableOnError reports whether the copy may replace an origin failure.
+func (e *entry) usableOnError(now int64) bool { return e.kind == kindResponse && now < e.sieUntil }
+
+// hop-by-hop and rampart's own headers, never stored.
+var unstoredHeaders = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Proxy-Authenticate": true,
+	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+	"Age": true, "Set-Cookie": true, "Rampart-Cache": true, "Rampart-Mitigated": true, "Content-Length": true,
+}
+
+// newResponseEntry builds the entry of a response; the body is kept, not
+// copied.
+func newResponseEntry(key string, status int, h http.Header, body []byte, f freshness, varyNames []string) *entry {
+	e := &entry{key: key, kind: kindResponse, status: status, body: body, freshness: f, varyNames: varyNames}
+	n := 0
+	for k := range h {
+		if !unstoredHeaders[k] && !strings.HasPrefix(k, http.TrailerPrefix) {
+			n++
+		}
+	}
+	e.hdr = make([]headerField, 0, n+1)
+	size := entryOverhead + len(key) + len(body)
+	for k, vv := range h {
+		if unstoredHeaders[k] || strings.HasPrefix(k, http.TrailerPrefix) || len(vv) == 0 {
+			continue
+		}
+		vals := make([]string, len(vv))
+		copy(vals, vv)
+		e.hdr = append(e.hdr, headerField{name: k, values: vals})
+		size += len(k) + 16
+		for _, v := range vv {
+			size += len(v) + 16
+		}
+	}
+	if status != http.StatusNoContent && status != http.StatusNotModified {
+		e.hdr = append(e.hdr, headerField{name: "Content-Length", values: []string{strconv.Itoa(len(body))}})
+	}
+	e.etag = h.Get("Etag")
+	e.lastMod = h.Get("Last-Modified")
+	for _, n := range varyNames {
+		size += len(n) + 16
+	}
+	e.weight = uint32(min(size, 1<<31))
+	return e
+}
+
+// mergedHeader returns the headers of e with those of a 304 answer to its
+// validators merged over them (RFC 9111 §4.3.4).
+func (e *entry) mergedHeader(h304 http.Header) http.Header {
+	h := make(http.Header, len(e.hdr)+len(h304))
+	for _, fld := range e.hdr {
+		h[fld.name] = fld.values
+	}
+	for k, vv := range h304 {
+		if k != "Content-Length" {
+			h[k] = vv
+		}
+	}
+	return h
+}
+
+// header rebuilds the stored headers as an http.Header (for freshness).
+func (e *entry) header() http.Header {
+	h := make(http.Header, len(e.hdr))
+	for _, f := range e.hdr {
+		h[f.name] = f.values
+	}
+	return h
+}
+
+func newVaryEntry(key string, names []string, f freshness, variants int32) *entry {
+	e := &entry{key: key, kind: kindVary, varyNames: names, freshness: f}
+	e.variants.Store(variants)
+	size := entryOverhead + len(key)
+	for _, n := range names {
+		size += len(n) + 16
+	}
+	e.weight = uint32(size)
+	return e
+}
+
+func newPassEntry(key string, now int64, d time.Duration) *entry {
+	until := now + int64(d)
+	return &entry{
+		key: key, kind: kindPass, passUntil: until,
+		freshness: freshness{born: now, freshUntil: until},
+		weight:    uint32(entryOverhead + len(key)),
+	}
+}
