@@ -12,8 +12,10 @@
 // X-Forwarded-For the client sent is dropped.
 //
 // A [Pool] is an [http.Handler]. It wraps one [httputil.ReverseProxy] built
-// once with a Rewrite function (never Director), one sync.Pool of copy
-// buffers, and one [http.Transport] per origin. Choosing an origin uses
-// atomic counters only; locks are taken only when an origin fails or changes
+// once with a Rewrite function (never Director) and one sync.Pool of copy
+// buffers. Each origin has a tuned [http.Transport] and, for "http" and
+// "https" origins, a direct HTTP/1.1 fast path that serves bodiless GET and
+// HEAD requests on the handler's goroutine. Choosing an origin uses atomic
+// counters only; locks are taken only when an origin fails or changes
 // state.
 package upstream

@@ -27,8 +27,6 @@ const (
 	// ReasonClientBody: the client's request body could not be read (400;
 	// 408 when it timed out, 413 when it was too large).
 	ReasonClientBody = "client-body"
-
-	reasonUpstreamError = ReasonUpstreamError
 )
 
 // statusClientClosed is reported to OnResponse when the client went away
@@ -38,8 +36,6 @@ const statusClientClosed = 499
 // ErrNoUpstream is the cause logged when no origin may be asked: every one
 // is down or ejected and no probe is due.
 var ErrNoUpstream = errors.New("upstream: no origin available")
-
-var errNoUpstream = ErrNoUpstream
 
 // proxyError is what the pool's RoundTripper returns: the status and the
 // reason to answer with, and the cause for the log.

@@ -26,23 +26,42 @@ const (
 // Defaults applied by New to zero fields of [Options]. They are exported so
 // that the configuration reference and the tests name one source of truth.
 const (
-	DefaultDialTimeout           = 5 * time.Second
+	// DefaultDialTimeout bounds a TCP connect plus TLS handshake.
+	DefaultDialTimeout = 5 * time.Second
+	// DefaultResponseHeaderTimeout bounds the wait for response headers.
 	DefaultResponseHeaderTimeout = 30 * time.Second
-	DefaultIdleConnTimeout       = 90 * time.Second
-	DefaultMaxIdleConnsPerHost   = 256
-	DefaultRetries               = 2
-	DefaultVia                   = "rampart"
+	// DefaultIdleConnTimeout closes keep-alive connections idle that long.
+	DefaultIdleConnTimeout = 90 * time.Second
+	// DefaultMaxIdleConnsPerHost is the keep-alive pool per origin.
+	DefaultMaxIdleConnsPerHost = 256
+	// DefaultRetries is how many other origins a failed connect tries.
+	DefaultRetries = 2
+	// DefaultVia is the pseudonym in the Via header.
+	DefaultVia = "rampart"
+	// DefaultHealthPath is the path active checks fetch.
+	DefaultHealthPath = "/"
+	// DefaultHealthInterval is the time between two checks of an origin.
+	DefaultHealthInterval = 5 * time.Second
+	// DefaultHealthTimeout bounds one check.
+	DefaultHealthTimeout = 2 * time.Second
+	// DefaultHealthyThreshold is the passing checks that mark an origin up.
+	DefaultHealthyThreshold = 2
+	// DefaultUnhealthyThreshold is the failing checks that mark it down.
+	DefaultUnhealthyThreshold = 3
+	// DefaultPassiveMaxFails is the failures within the window that eject.
+	DefaultPassiveMaxFails = 5
+	// DefaultPassiveWindow is the window failures are counted in.
+	DefaultPassiveWindow = 10 * time.Second
+	// DefaultPassiveEjectFor is the first ejection's length.
+	DefaultPassiveEjectFor = 30 * time.Second
+	// DefaultPassiveMaxEjectFor caps the doubling of repeated ejections.
+	DefaultPassiveMaxEjectFor = 5 * time.Minute
+	// DefaultPassiveProbeInterval spaces probes when every origin is down.
+	DefaultPassiveProbeInterval = time.Second
+)
 
-	DefaultHealthPath            = "/"
-	DefaultHealthInterval        = 5 * time.Second
-	DefaultHealthTimeout         = 2 * time.Second
-	DefaultHealthyThreshold      = 2
-	DefaultUnhealthyThreshold    = 3
-	DefaultPassiveMaxFails       = 5
-	DefaultPassiveWindow         = 10 * time.Second
-	DefaultPassiveEjectFor       = 30 * time.Second
-	DefaultPassiveMaxEjectFor    = 5 * time.Minute
-	DefaultPassiveProbeInterval  = time.Second
+// Internal limits and fixed settings.
+const (
 	defaultTCPKeepAlive          = 30 * time.Second
 	defaultExpectContinueTimeout = time.Second
 	minHealthInterval            = time.Millisecond
@@ -115,7 +134,8 @@ type PassiveOptions struct {
 	// EjectFor is the first ejection's length. Default 30s.
 	EjectFor time.Duration
 	// MaxEjectFor caps the doubling of repeated ejections, and is the
-	// quiet time after which the doubling starts over. Default 5m.
+	// quiet time after which the doubling starts over. Default 5m, or
+	// EjectFor if that is longer.
 	MaxEjectFor time.Duration
 	// ProbeInterval is the least time between two probes of one origin
 	// when no origin at all is available (the least-recently-failed one
@@ -192,14 +212,12 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// errInvalid is wrapped by every validation error of New.
-var errInvalid = errors.New("upstream: invalid options")
-
-// ErrInvalidOptions reports whether err is a validation error from New.
-func ErrInvalidOptions(err error) bool { return errors.Is(err, errInvalid) }
+// ErrInvalidOptions is wrapped by every validation error of New; test for
+// it with errors.Is.
+var ErrInvalidOptions = errors.New("upstream: invalid options")
 
 func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", errInvalid, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %s", ErrInvalidOptions, fmt.Sprintf(format, args...))
 }
 
 // parseTarget validates an origin URL and returns the scheme and host the

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"errors"
 	"net/url"
 	"testing"
 	"time"
@@ -125,7 +126,7 @@ func TestNewValidation(t *testing.T) {
 			if tc.ok != (err == nil) {
 				t.Fatalf("New error = %v, want ok %v", err, tc.ok)
 			}
-			if err != nil && !ErrInvalidOptions(err) {
+			if err != nil && !errors.Is(err, ErrInvalidOptions) {
 				t.Fatalf("error %v does not wrap ErrInvalidOptions", err)
 			}
 			if p != nil {

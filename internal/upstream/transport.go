@@ -112,7 +112,7 @@ func (t poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	if lastErr == nil {
-		return nil, &proxyError{status: http.StatusBadGateway, reason: reasonUpstreamError, err: errNoUpstream}
+		return nil, &proxyError{status: http.StatusBadGateway, reason: ReasonUpstreamError, err: ErrNoUpstream}
 	}
 	status, reason := upstreamErrorStatus(lastErr)
 	return nil, &proxyError{status: status, reason: reason, err: lastErr}
