@@ -1,8 +1,11 @@
 package netx
 
 import (
+	"sync"
+
 	"bufio"
 	"crypto/tls"
+	"github.com/rampart-shield/rampart/internal/verdict"
 	"io"
 	"net"
 	"net/netip"
@@ -24,7 +27,10 @@ func holdConn(t *testing.T, src, addr string) net.Conn {
 }
 
 func TestPerIPCap(t *testing.T) {
-	ts := startServer(t, Options{MaxConnsPerIP: 2}, okHandler())
+	var events []verdict.Event
+	var mu sync.Mutex
+	onEvent := func(e verdict.Event) { mu.Lock(); events = append(events, e); mu.Unlock() }
+	ts := startServer(t, Options{MaxConnsPerIP: 2, OnEvent: onEvent}, okHandler())
 	holdConn(t, "127.0.0.2", ts.addr)
 	holdConn(t, "127.0.0.2", ts.addr)
 	if !refusedFrom(t, "127.0.0.2", ts.addr) {
@@ -34,6 +40,12 @@ func TestPerIPCap(t *testing.T) {
 	st := ts.s.Stats()
 	if st.RejectedPerIPCap != 1 || st.Open != 3 || st.TrackedIPs != 2 {
 		t.Fatalf("stats: per-ip=%d open=%d tracked=%d", st.RejectedPerIPCap, st.Open, st.TrackedIPs)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(events) != 1 || events[0].Kind != verdict.EventConnRejected || events[0].Reason != ReasonPerIPCap ||
+		events[0].IP != netip.MustParseAddr("127.0.0.2") {
+		t.Fatalf("events = %+v", events)
 	}
 }
 

@@ -378,7 +378,7 @@ func (in *h1Inspector) requestLine(line []byte) badKind {
 	}
 	method := s[:sp]
 	for _, c := range method {
-		if !httpguts.IsTokenRune(rune(c)) {
+		if !isToken[c] {
 			return badRequestLine
 		}
 	}
@@ -429,7 +429,7 @@ func (in *h1Inspector) headerLine(line []byte) badKind {
 		return badWSBeforeColon
 	}
 	for _, c := range name {
-		if !httpguts.IsTokenRune(rune(c)) {
+		if !isToken[c] {
 			return badHeader
 		}
 	}
@@ -439,7 +439,7 @@ func (in *h1Inspector) headerLine(line []byte) badKind {
 	}
 	v := s[colon+1:]
 	for _, c := range v {
-		if (c < ' ' && c != '\t') || c == 0x7f {
+		if badValueByte[c] {
 			return badHeader
 		}
 	}
@@ -522,6 +522,16 @@ func asciiEqualFold(b []byte, s string) bool {
 	}
 	return true
 }
+
+// isToken and badValueByte classify bytes for header names (RFC 9110
+// tchar) and values (CTLs other than HTAB).
+var isToken, badValueByte = func() (tok, bad [256]bool) {
+	for c := 0; c < 256; c++ {
+		tok[c] = httpguts.IsTokenRune(rune(c))
+		bad[c] = (c < ' ' && c != '\t') || c == 0x7f
+	}
+	return
+}()
 
 // validHost reports whether v holds only the bytes net/http accepts in a
 // Host header (RFC 3986 reg-name, IP literal and port characters).

@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"testing"
 	"time"
@@ -143,5 +144,27 @@ func TestShutdownDeadlineClosesStragglers(t *testing.T) {
 	}
 	if !closedByPeer(c, 3*time.Second) {
 		t.Fatal("straggler not closed")
+	}
+}
+
+func TestACMEWithFileFallback(t *testing.T) {
+	topt, _, _ := tlsOptions(t)
+	topt.ACMEDomains = []string{"www.example.org"}
+	topt.ACMECacheDir = t.TempDir()
+	ts := startServer(t, Options{TLS: topt}, okHandler())
+	// A name outside the ACME list is served from the files, without
+	// reaching any CA.
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 3 * time.Second}, "tcp", ts.addr,
+		&tls.Config{InsecureSkipVerify: true, ServerName: "localhost"})
+	if err != nil {
+		t.Fatalf("tls dial: %v", err)
+	}
+	c.Close()
+	// The HTTP-01 handler passes other paths to the fallback.
+	h := ts.s.ACMEHTTPHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(299) }))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "http://www.example.org/page", nil))
+	if rec.Code != 299 {
+		t.Fatalf("fallback not used: %d", rec.Code)
 	}
 }
