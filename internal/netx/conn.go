@@ -194,14 +194,20 @@ type ConnInfo struct {
 // ClientHello is the part of a TLS ClientHello kept for fingerprinting.
 // Slices are owned by the ClientHello and must not be modified.
 type ClientHello struct {
-	ServerName        string
+	// ServerName is the SNI host name ("" if none).
+	ServerName string
+	// CipherSuites, SupportedVersions, SupportedCurves, SupportedPoints,
+	// SignatureSchemes and SupportedProtos (ALPN) are as offered, in the
+	// client's order, GREASE values included.
 	CipherSuites      []uint16
 	SupportedVersions []uint16
 	SupportedCurves   []tls.CurveID
 	SupportedPoints   []uint8
 	SignatureSchemes  []tls.SignatureScheme
 	SupportedProtos   []string
-	Extensions        []uint16
+	// Extensions lists the extension types in the order sent (JA4 sorts
+	// them itself).
+	Extensions []uint16
 }
 
 type connInfoKey struct{}

@@ -153,8 +153,10 @@ type Options struct {
 	// It runs on the connection's goroutine and must be cheap and safe
 	// for concurrent use.
 	OnEvent func(verdict.Event)
-	// Logger receives rate-limited notes about rejections and closures.
-	// Default slog.Default().
+	// Logger receives rate-limited notes about rejections and closures
+	// (at most 20 lines in a burst, then 10 a second, each saying how many
+	// were suppressed) and net/http's own error log at debug level.
+	// Default: discard (netx never logs through the global logger).
 	Logger *slog.Logger
 	// Now is the clock used for budgets, body-rate deadlines and events.
 	// It must follow wall-clock time, since deadlines are handed to the
@@ -236,7 +238,7 @@ func (o Options) withDefaults() Options {
 		o.H2ResetBudget = DefaultH2ResetBudget
 	}
 	if o.Logger == nil {
-		o.Logger = slog.Default()
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
