@@ -30,6 +30,7 @@ type counters struct {
 	stored, notStored, hitForPass, revalidated               atomic.Uint64
 	evictions, expirations, purged                           atomic.Uint64
 	refreshes, refreshesSkipped, missLimited                 atomic.Uint64
+	waiting                                                  atomic.Int64
 }
 
 // New validates o, fills its defaults and returns an empty Cache.
@@ -160,8 +161,9 @@ type Stats struct {
 	Refreshes, RefreshesSkipped uint64
 	// MissLimited counts misses refused by AdmitMiss.
 	MissLimited uint64
-	// Flights is the number of keys being fetched now (at most MaxFlights).
-	Flights int
+	// Flights is the number of keys being fetched now (at most MaxFlights);
+	// Waiting the number of followers waiting for them.
+	Flights, Waiting int
 	// LearnedPaths is the number of paths in the learned-parameters table
 	// (at most LearnCapacity).
 	LearnedPaths int
@@ -194,6 +196,7 @@ func (c *Cache) Stats() Stats {
 		RefreshesSkipped: c.st.refreshesSkipped.Load(),
 		MissLimited:      c.st.missLimited.Load(),
 		Flights:          c.flights.size(),
+		Waiting:          int(c.st.waiting.Load()),
 	}
 	if c.params.learned != nil {
 		s.LearnedPaths = int(c.params.learned.size.Load())

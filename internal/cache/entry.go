@@ -74,17 +74,33 @@ var unstoredHeaders = map[string]bool{
 // newResponseEntry builds the entry of a response; the body is kept, not
 // copied.
 func newResponseEntry(key string, status int, h http.Header, body []byte, f freshness, varyNames []string) *entry {
+	return buildEntry(key, status, h, body, f, varyNames, false)
+}
+
+// newSharedEntry builds the entry of a 5xx handed to the followers of a
+// flight and not stored: it keeps rampart's own Rampart-Mitigated.
+func newSharedEntry(key string, status int, h http.Header, body []byte, born int64) *entry {
+	return buildEntry(key, status, h, body, freshness{born: born}, nil, true)
+}
+
+func buildEntry(key string, status int, h http.Header, body []byte, f freshness, varyNames []string, shared bool) *entry {
 	e := &entry{key: key, kind: kindResponse, status: status, body: body, freshness: f, varyNames: varyNames}
+	skip := func(k string) bool {
+		if shared && k == "Rampart-Mitigated" {
+			return false
+		}
+		return unstoredHeaders[k] || strings.HasPrefix(k, http.TrailerPrefix)
+	}
 	n := 0
 	for k := range h {
-		if !unstoredHeaders[k] && !strings.HasPrefix(k, http.TrailerPrefix) {
+		if !skip(k) {
 			n++
 		}
 	}
 	e.hdr = make([]headerField, 0, n+1)
 	size := entryOverhead + len(key) + len(body)
 	for k, vv := range h {
-		if unstoredHeaders[k] || strings.HasPrefix(k, http.TrailerPrefix) || len(vv) == 0 {
+		if skip(k) || len(vv) == 0 {
 			continue
 		}
 		vals := make([]string, len(vv))

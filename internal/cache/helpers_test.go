@@ -37,7 +37,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 // modeVar is a settable shield mode.
 type modeVar struct{ v atomic.Uint32 }
 
-func (m *modeVar) get() verdict.Mode   { return verdict.Mode(m.v.Load()) }
+func (m *modeVar) get() verdict.Mode  { return verdict.Mode(m.v.Load()) }
 func (m *modeVar) set(v verdict.Mode) { m.v.Store(uint32(v)) }
 
 func mustNew(t testing.TB, o Options) *Cache {

@@ -234,6 +234,8 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, k fetchKey, stale
 
 // wait waits for f up to CoalesceWait or until ctx ends.
 func (c *Cache) wait(ctx context.Context, f *flight) (flightResult, bool) {
+	c.st.waiting.Add(1)
+	defer c.st.waiting.Add(-1)
 	t := time.NewTimer(c.o.CoalesceWait)
 	defer t.Stop()
 	select {
@@ -390,12 +392,12 @@ func (h *handler) finish(rec *recorder, r *http.Request, k fetchKey, stale *entr
 		c.st.revalidated.Add(1)
 		return flightResult{e: e, label: hdrHit}
 	case modeStore:
-		if panicked || !rec.complete() {
-			return flightResult{}
-		}
 		if rec.tooBig {
 			c.st.notStored.Add(1)
 			c.markPass(k.key, nowNs)
+			return flightResult{}
+		}
+		if panicked || !rec.complete() {
 			return flightResult{}
 		}
 		e := c.storeResponse(rec, r, k, mode, now)
@@ -407,8 +409,7 @@ func (h *handler) finish(rec *recorder, r *http.Request, k fetchKey, stale *entr
 		if panicked || rec.tooBig || !rec.complete() {
 			return flightResult{}
 		}
-		e := newResponseEntry(k.key, rec.status, rec.hdr, rec.buf, freshness{born: nowNs}, nil)
-		return flightResult{e: e, label: hdrMiss}
+		return flightResult{e: newSharedEntry(k.key, rec.status, rec.hdr, rec.buf, nowNs), label: hdrMiss}
 	default: // modePass
 		if !panicked {
 			c.st.notStored.Add(1)

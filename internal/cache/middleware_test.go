@@ -447,7 +447,7 @@ func TestLeaderLeavingDoesNotFailFollowers(t *testing.T) {
 			results <- w.Header().Get("Rampart-Cache") + " " + w.Body.String()
 		})
 	}
-	eventually(t, "followers waiting", func() bool { return c.Stats().Flights == 1 })
+	eventually(t, "followers waiting", func() bool { return c.Stats().Waiting == 5 })
 	cancel()
 	close(release)
 	wg.Wait()
@@ -586,4 +586,41 @@ func TestBackgroundRefreshIsBounded(t *testing.T) {
 	}
 	close(release)
 	eventually(t, "refreshes to finish", func() bool { return c.Stats().Flights == 0 && o.n.Load() == 6 })
+}
+
+// TestFollowersShareOriginError: with no stale copy, the followers of a
+// flight get the leader's 5xx (here the admission gate's refusal) rather
+// than each asking a failing origin again.
+func TestFollowersShareOriginError(t *testing.T) {
+	release := make(chan struct{})
+	c := mustNew(t, Options{})
+	o := &origin{handler: func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		w.Header().Set("Rampart-Mitigated", "overload")
+		w.Header().Set("Retry-After", "5")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "busy")
+	}}
+	h := c.Middleware(o)
+	var wg sync.WaitGroup
+	got := make(chan string, 5)
+	for range 5 {
+		wg.Go(func() {
+			w := do(h, "GET", "http://e.org/new")
+			got <- fmt.Sprintf("%d %s %s %s", w.Code, w.Header().Get("Rampart-Mitigated"), w.Header().Get("Retry-After"), w.Body.String())
+		})
+	}
+	eventually(t, "leader at the origin", func() bool { return o.n.Load() == 1 })
+	eventually(t, "followers waiting", func() bool { return c.Stats().Waiting == 4 })
+	close(release)
+	wg.Wait()
+	close(got)
+	for g := range got {
+		if g != "503 overload 5 busy" {
+			t.Errorf("got %q", g)
+		}
+	}
+	if n := o.n.Load(); n != 1 {
+		t.Errorf("origin asked %d times, want 1", n)
+	}
 }

@@ -43,7 +43,7 @@ type recorder struct {
 	sentValidators bool
 	clientCtx      context.Context
 	cancel         context.CancelFunc
-	head           bool // the client asked HEAD: no body goes to it
+	head           bool        // the client asked HEAD: no body goes to it
 	passing        atomic.Bool // the client's departure may cancel the fetch
 
 	wroteHeader bool
