@@ -183,7 +183,8 @@ type ConnInfo struct {
 	// (JA4); nil for plain connections.
 	ClientHello *ClientHello
 	// Fingerprints is a slot for passive fingerprints computed by a later
-	// stage (JA4, HTTP/2); netx leaves it empty.
+	// stage (JA4, HTTP/2); netx leaves it empty. Fill it in Options.OnConn,
+	// before requests run, so handlers read it without a race.
 	Fingerprints verdict.Fingerprints
 
 	raw  *rawConn
@@ -197,16 +198,16 @@ type ClientHello struct {
 	// ServerName is the SNI host name ("" if none).
 	ServerName string
 	// CipherSuites, SupportedVersions, SupportedCurves, SupportedPoints,
-	// SignatureSchemes and SupportedProtos (ALPN) are as offered, in the
-	// client's order, GREASE values included.
+	// SignatureSchemes and SupportedProtos (ALPN) are as crypto/tls
+	// reports them from the ClientHello, in the client's order.
 	CipherSuites      []uint16
 	SupportedVersions []uint16
 	SupportedCurves   []tls.CurveID
 	SupportedPoints   []uint8
 	SignatureSchemes  []tls.SignatureScheme
 	SupportedProtos   []string
-	// Extensions lists the extension types in the order sent (JA4 sorts
-	// them itself).
+	// Extensions lists the extension types as crypto/tls reports them, in
+	// the order sent (JA4 sorts them itself).
 	Extensions []uint16
 }
 

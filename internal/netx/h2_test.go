@@ -21,10 +21,11 @@ import (
 func TestHTTP2OverTLS(t *testing.T) {
 	topt, _, _ := tlsOptions(t)
 	var got atomic.Value
-	ts := startServer(t, Options{TLS: topt}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	onConn := func(ci *ConnInfo) { ci.Fingerprints.JA4 = "seen-" + ci.Proto }
+	ts := startServer(t, Options{TLS: topt, OnConn: onConn}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ci := ConnInfoFrom(r.Context())
-		got.Store(fmt.Sprintf("proto=%d tls=%v alpn=%s hello=%v remote=%s", r.ProtoMajor, r.TLS != nil,
-			ci.ALPN, ci.ClientHello != nil && len(ci.ClientHello.CipherSuites) > 0, r.RemoteAddr[:9]))
+		got.Store(fmt.Sprintf("proto=%d tls=%v alpn=%s hello=%v remote=%s fp=%s", r.ProtoMajor, r.TLS != nil,
+			ci.ALPN, ci.ClientHello != nil && len(ci.ClientHello.CipherSuites) > 0, r.RemoteAddr[:9], ci.Fingerprints.JA4))
 		io.WriteString(w, "ok")
 	}))
 	tr := &http.Transport{TLSClientConfig: insecureTLS(), ForceAttemptHTTP2: true}
@@ -34,7 +35,7 @@ func TestHTTP2OverTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	want := "proto=2 tls=true alpn=h2 hello=true remote=127.0.0.1"
+	want := "proto=2 tls=true alpn=h2 hello=true remote=127.0.0.1 fp=seen-HTTP/2.0"
 	if resp.ProtoMajor != 2 || got.Load() != want {
 		t.Fatalf("client proto %d, handler saw %q, want %q", resp.ProtoMajor, got.Load(), want)
 	}
@@ -46,7 +47,7 @@ func TestHTTP2OverTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if want := "proto=1 tls=true alpn=http/1.1 hello=true remote=127.0.0.1"; got.Load() != want {
+	if want := "proto=1 tls=true alpn=http/1.1 hello=true remote=127.0.0.1 fp=seen-HTTP/1.1"; got.Load() != want {
 		t.Fatalf("handler saw %q, want %q", got.Load(), want)
 	}
 }

@@ -148,6 +148,14 @@ type Options struct {
 	// HTTP (with h2c prior knowledge). Fixed at NewServer.
 	TLS *TLSOptions
 
+	// OnConn, if set, is called once per connection after the TLS
+	// handshake (or h2c sniffing) and before any request is read, with
+	// the connection's ConnInfo. It may fill ConnInfo.Fingerprints (JA4
+	// from ConnInfo.ClientHello); it must not keep ci past the call
+	// except read-only, and must be fast: it runs on the connection's
+	// goroutine.
+	OnConn func(ci *ConnInfo)
+
 	// OnEvent, if set, is called for every connection rejected at accept
 	// and every connection closed by a hardening rule (not per request).
 	// It runs on the connection's goroutine and must be cheap and safe

@@ -326,6 +326,14 @@ func (s *Server) serveConn(c net.Conn, g *gen, peer netip.AddrPort, proxied bool
 		rc.Conn.SetDeadline(time.Time{})
 		st := tc.ConnectionState()
 		ci.TLS, ci.ALPN, ci.ClientHello = &st, st.NegotiatedProtocol, rc.hello
+		if st.NegotiatedProtocol == "h2" {
+			ci.Proto = "HTTP/2.0"
+		} else {
+			ci.Proto = "HTTP/1.1"
+		}
+		if g.o.OnConn != nil && st.NegotiatedProtocol != acme.ALPNProto {
+			g.o.OnConn(ci)
+		}
 		switch st.NegotiatedProtocol {
 		case "h2":
 			s.serveH2(tc, rc, ci, 24, false)
@@ -344,6 +352,14 @@ func (s *Server) serveConn(c net.Conn, g *gen, peer netip.AddrPort, proxied bool
 		}
 		rc.Close()
 		return
+	}
+	if isH2 {
+		ci.Proto = "HTTP/2.0"
+	} else {
+		ci.Proto = "HTTP/1.1"
+	}
+	if g.o.OnConn != nil {
+		g.o.OnConn(ci)
 	}
 	if isH2 {
 		s.serveH2(rc, rc, ci, 0, true)
@@ -406,7 +422,7 @@ func isTimeout(err error) bool {
 
 func (s *Server) serveH1(inner net.Conn, rc *rawConn, ci *ConnInfo) {
 	hc := &h1Conn{Conn: inner, raw: rc, info: ci}
-	ci.h1, ci.Proto = hc, "HTTP/1.1"
+	ci.h1 = hc
 	var nc net.Conn = hc
 	if ci.TLS != nil {
 		nc = h1TLSConn{hc}
@@ -437,7 +453,6 @@ func (s *Server) serveH2(inner net.Conn, rc *rawConn, ci *ConnInfo, skip int, sa
 	g.conns.Add(1)
 	rc.counted = g
 	hc := &h2Conn{Conn: inner, raw: rc, info: ci, s: s, g: g, skip: skip}
-	ci.Proto = "HTTP/2.0"
 	var nc net.Conn = hc
 	if ci.TLS != nil {
 		nc = h2TLSConn{hc}
