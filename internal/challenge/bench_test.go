@@ -220,3 +220,51 @@ func BenchmarkSolveGo(b *testing.B) {
 }
 
 var _ io.Writer = (*discardWriter)(nil)
+
+// benchHTTP GETs path from srv over loopback HTTP/1.1 with keep-alive from
+// parallel clients and reports requests per second.
+func benchHTTP(b *testing.B, srv *httptest.Server, path string, hdr map[string]string, wantStatus int) {
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+			for k, v := range hdr {
+				req.Header.Set(k, v)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != wantStatus {
+				b.Fatalf("status %d, want %d", resp.StatusCode, wantStatus)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+}
+
+// BenchmarkHTTPChallengePage serves the interstitial over loopback HTTP
+// (the test shield: Check, then Challenge); BenchmarkHTTPOriginPage serves
+// the small origin page from the same kind of server. Both share the two
+// cores with their clients.
+func BenchmarkHTTPChallengePage(b *testing.B) {
+	svc := newService(b, newClock(), func(o *challenge.Options) { o.Rand = nil })
+	sh := &shield{svc: svc, origin: origin(), mode: verdict.ModeUnderAttack}
+	srv := httptest.NewServer(sh)
+	defer srv.Close()
+	benchHTTP(b, srv, "/news/today?page=2", map[string]string{
+		"User-Agent": benchUA, "Accept": "text/html", "Sec-Fetch-Mode": "navigate", "Accept-Language": "fr-CH, fr;q=0.9",
+	}, http.StatusForbidden)
+}
+
+func BenchmarkHTTPOriginPage(b *testing.B) {
+	srv := httptest.NewServer(origin())
+	defer srv.Close()
+	benchHTTP(b, srv, "/news/today?page=2", map[string]string{"User-Agent": benchUA, "Accept": "text/html"}, http.StatusOK)
+}

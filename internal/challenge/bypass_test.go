@@ -144,7 +144,7 @@ func TestBypassPathsAndCIDRs(t *testing.T) {
 
 func TestBypassCrawlerDNS(t *testing.T) {
 	genuine := netip.MustParseAddr("66.249.66.1")
-	spoofPTR := netip.MustParseAddr("198.51.100.66")   // PTR claims googlebot.com, forward disagrees
+	spoofPTR := netip.MustParseAddr("198.51.100.66")    // PTR claims googlebot.com, forward disagrees
 	otherDomain := netip.MustParseAddr("198.51.100.77") // PTR elsewhere
 	res := &fakeResolver{
 		ptr: map[string][]string{

@@ -99,7 +99,7 @@ func (s *Service) Challenge(w http.ResponseWriter, r *http.Request, ip netip.Add
 		h["Content-Security-Policy"] = page.csp
 		h["Referrer-Policy"] = hdrReferrer
 		h["X-Frame-Options"] = hdrFrame
-		h["Content-Language"] = []string{page.lang}
+		h["Content-Language"] = page.lang1
 		for i, part := range page.parts {
 			buf = append(buf, part...)
 			if i == len(page.fields) {

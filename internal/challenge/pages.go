@@ -54,6 +54,7 @@ type compiledPage struct {
 	parts  [][]byte    // len(fields)+1 static parts
 	fields []pageField // what follows parts[i]
 	csp    []string    // Content-Security-Policy header value
+	lang1  []string    // Content-Language header value
 	size   int         // bytes of static text
 }
 
@@ -205,7 +206,7 @@ func compileChallenge(name, src, lang, script, workerName string, nojsPass bool)
 		return nil, fmt.Errorf("%w %s: %w", errTemplate, name, err)
 	}
 	out := buf.Bytes()
-	p := &compiledPage{lang: lang}
+	p := &compiledPage{lang: lang, lang1: []string{lang}}
 	for {
 		i, f := nextSentinel(out)
 		if i < 0 {
