@@ -134,9 +134,9 @@ type Stats struct {
 	// Entries is the number of stored values (responses and markers); Bytes
 	// their weight (bodies, headers, keys, per-entry overhead), bounded by
 	// MaxBytes.
-	Entries  int
-	Bytes    uint64
-	MaxBytes int64
+	Entries  int    `json:"entries"`
+	Bytes    uint64 `json:"bytes"`
+	MaxBytes int64  `json:"max_bytes"`
 	// Hits were served fresh from the cache; Misses went to the origin as
 	// the leader of their key; Stale were served a stale copy (origin
 	// failure, stale-while-revalidate, under_attack, miss limit, coalesce
@@ -144,29 +144,39 @@ type Stats struct {
 	// request; Bypass went to the origin untouched (method, Authorization,
 	// session cookie, Range below NormaliseIn, hit-for-pass, released
 	// followers).
-	Hits, Misses, Stale, Coalesced, Bypass uint64
+	Hits      uint64 `json:"hits"`
+	Misses    uint64 `json:"misses"`
+	Stale     uint64 `json:"stale"`
+	Coalesced uint64 `json:"coalesced"`
+	Bypass    uint64 `json:"bypass"`
 	// CoalesceTimeouts counts followers that stopped waiting after
 	// CoalesceWait.
-	CoalesceTimeouts uint64
+	CoalesceTimeouts uint64 `json:"coalesce_timeouts"`
 	// Stored counts responses stored; NotStored responses that could not
 	// be (the key then turns hit-for-pass); HitForPass the pass marks set;
 	// Revalidated copies refreshed by a 304.
-	Stored, NotStored, HitForPass, Revalidated uint64
+	Stored      uint64 `json:"stored"`
+	NotStored   uint64 `json:"not_stored"`
+	HitForPass  uint64 `json:"hit_for_pass"`
+	Revalidated uint64 `json:"revalidated"`
 	// Evictions were pushed out by MaxBytes; Expirations outlived their use.
-	Evictions, Expirations uint64
+	Evictions   uint64 `json:"evictions"`
+	Expirations uint64 `json:"expirations"`
 	// Purged counts responses removed by Purge.
-	Purged uint64
+	Purged uint64 `json:"purged"`
 	// Refreshes counts background refreshes started; RefreshesSkipped
 	// those not started because MaxRefreshes were running.
-	Refreshes, RefreshesSkipped uint64
+	Refreshes        uint64 `json:"refreshes"`
+	RefreshesSkipped uint64 `json:"refreshes_skipped"`
 	// MissLimited counts misses refused by AdmitMiss.
-	MissLimited uint64
+	MissLimited uint64 `json:"miss_limited"`
 	// Flights is the number of keys being fetched now (at most MaxFlights);
 	// Waiting the number of followers waiting for them.
-	Flights, Waiting int
+	Flights int `json:"flights"`
+	Waiting int `json:"waiting"`
 	// LearnedPaths is the number of paths in the learned-parameters table
 	// (at most LearnCapacity).
-	LearnedPaths int
+	LearnedPaths int `json:"learned_paths"`
 }
 
 // Stats returns a snapshot. It first runs the store's pending maintenance
