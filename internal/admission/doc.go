@@ -7,11 +7,13 @@
 // origin's unloaded latency (minRTT) by probing at MinLimit concurrency now
 // and then, compares the median latency of each short window with it, and
 // moves the limit by the gradient (1+Tolerance)·minRTT/sampleRTT: a latency
-// near the unloaded one lets the limit grow by a headroom of √limit, a
-// latency above the tolerance shrinks it in proportion. Overload signals from
-// the origin (502, 503, 504, timeouts) cut it multiplicatively. The ideas
-// come from Envoy's adaptive concurrency filter and Netflix's
-// concurrency-limits (Gradient2, Vegas); the code is our own.
+// within the tolerance lets the limit grow (by the gradient, at least by
+// one), a latency above it shrinks the limit in proportion, smoothed.
+// Overload signals from the origin (502, 503, 504, timeouts) cut it
+// multiplicatively. In front of an origin of fixed capacity C the limit
+// settles near (1+Tolerance)·C. The ideas come from Envoy's adaptive
+// concurrency filter and Netflix's concurrency-limits (Gradient2, Vegas);
+// the code is our own.
 //
 // Requests over the limit wait in a bounded queue, priority class first
 // (verdict.ClassPriority, then ClassNormal, then ClassSuspicious), FIFO
