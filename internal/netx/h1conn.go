@@ -160,3 +160,13 @@ func (c *h1Conn) readErr(err error) {
 		c.raw.cut(reason)
 	}
 }
+
+// CloseWrite half-closes the connection, so that net/http's lingering close
+// after a refused or oversized request lets the client read the response
+// before the connection is reset.
+func (c *h1Conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
