@@ -243,3 +243,19 @@ func TestRevocationsBounded(t *testing.T) {
 		t.Errorf("revocations after expiry = %d, want 1", n)
 	}
 }
+
+// TestCheckDoesNotAllocate guards the hot path's zero allocations (the
+// race detector's sync.Pool drops items on purpose, so it is skipped there).
+func TestCheckDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops items under the race detector")
+	}
+	svc := newService(t, newClock())
+	ip := netip.MustParseAddr("198.51.100.20")
+	r := clearedRequest(t, svc, ip)
+	for name, req := range map[string]*http.Request{"valid": r, "absent": httptest.NewRequest(http.MethodGet, "/", nil)} {
+		if n := testing.AllocsPerRun(200, func() { svc.Check(req, ip) }); n != 0 {
+			t.Errorf("Check(%s) allocates %.1f times per call", name, n)
+		}
+	}
+}

@@ -389,11 +389,13 @@ type redeemed struct {
 	merged  bool
 }
 
-// redeem verifies a solution (nonce != "") or a no-JS pass (nonce == "",
-// checked by the caller) for the client ip and request r, marks the
-// challenge used and issues a clearance. A valid clearance cookie already on
-// r (refused only for its network) lends its id and its other-family network
-// to the new token, so a dual-stack browser ends up with one token for both.
+// redeem verifies a solution, or a no-JS pass when nojs is set, for the
+// client ip and request r, marks the challenge used and issues a clearance.
+// A clearance cookie already on r that is valid, or refused only because it
+// has no network for ip's family, lends its id and its networks to the new
+// token, so a dual-stack browser ends up with one token (one rate budget)
+// for both families. A token from another network of the same family lends
+// nothing: the visitor moved, and gets a fresh token.
 func (s *Service) redeem(r *http.Request, ip netip.Addr, blob, nonce string, nojs bool) (out redeemed, res VerifyResult) {
 	now := s.o.Now()
 	ua := r.Header.Get("User-Agent")
@@ -424,7 +426,7 @@ func (s *Service) redeem(r *http.Request, ip netip.Addr, blob, nonce string, noj
 	nowN := now.UnixNano()
 	cookieValues(r.Header["Cookie"], func(v string) bool {
 		old, _, got := s.checkToken(v, ip, ua, nowN)
-		if got == CheckValid || got == CheckOtherFamily || got == CheckPrefix {
+		if got == CheckValid || got == CheckOtherFamily {
 			t.id, t.flags, t.v4, t.v6 = old.id, old.flags, old.v4, old.v6
 			out.merged = true
 			return false

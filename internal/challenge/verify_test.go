@@ -404,3 +404,24 @@ func TestOptionsValidation(t *testing.T) {
 		t.Errorf("New(Options{}) = %v, want the defaults to be valid", err)
 	}
 }
+
+// TestMovedVisitorGetsFreshToken: a token refused for another network of
+// the same family does not lend its id or its other slot.
+func TestMovedVisitorGetsFreshToken(t *testing.T) {
+	svc := newService(t, newClock())
+	a := netip.MustParseAddr("198.51.100.20")
+	b := netip.MustParseAddr("203.0.113.20")
+	old := obtainCookie(t, svc, a, testUA)
+	oldC, _ := svc.Check(reqWithCookie(testUA, old), a)
+	fresh := obtainCookie(t, svc, b, testUA, &http.Cookie{Name: challenge.CookieName, Value: old})
+	c, res := svc.Check(reqWithCookie(testUA, fresh), b)
+	if !c.Valid || c.ID == oldC.ID {
+		t.Fatalf("moved visitor: %v id %x, want a valid token with a new id (old %x)", res, c.ID, oldC.ID)
+	}
+	if _, res := svc.Check(reqWithCookie(testUA, fresh), a); res != challenge.CheckPrefix {
+		t.Errorf("fresh token from the old network: %v, want prefix", res)
+	}
+	if svc.Stats().Merged != 0 {
+		t.Errorf("Merged = %d, want 0", svc.Stats().Merged)
+	}
+}
