@@ -322,7 +322,7 @@ func TestRetryOnConnectionFailure(t *testing.T) {
 		want    map[int]int // status → count of 4 requests
 	}{
 		{"GET retried on the live origin", http.MethodGet, "", 0, map[int]int{200: 4}},
-		{"POST with body not retried", http.MethodPost, "data", 0, map[int]int{200: 2, 502: 2}},
+		{"POST with untouched body retried", http.MethodPost, "data", 0, map[int]int{200: 4}},
 		{"retries disabled", http.MethodGet, "", -1, map[int]int{200: 2, 502: 2}},
 	}
 	for _, tc := range cases {

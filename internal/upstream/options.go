@@ -169,9 +169,10 @@ type Options struct {
 	// MaxIdleConnsPerHost is the keep-alive pool kept per origin.
 	// Default 256.
 	MaxIdleConnsPerHost int
-	// Retries is how many other origins a request without a body is sent
-	// to when connecting to the chosen one failed (nothing reached the
-	// origin, so any method is safe). Default 2; negative disables.
+	// Retries is how many other origins a request is sent to when
+	// connecting to the chosen one failed before any of its body was read
+	// (nothing reached the origin, so any method is safe). Default 2;
+	// negative disables.
 	Retries int
 	// Host, when set, replaces the Host header of every request sent to
 	// the origins. Default: the client's Host is kept (virtual hosting).

@@ -50,6 +50,10 @@ func newTransport(o *Options, kind string) *http.Transport {
 // picks an origin per attempt, retries failed connections of bodiless
 // requests on other origins, keeps the per-origin counters and feeds the
 // passive ejection. Its errors are *proxyError.
+//
+// A request is retried on another origin (up to Options.Retries times) only
+// when connecting failed and none of its body was read, so nothing can
+// have reached an origin.
 type poolTransport struct{ p *Pool }
 
 func (t poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -60,10 +64,7 @@ func (t poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.Body = rb
 	}
 	var triedArr [maxTries]*upstream
-	tries := 1
-	if rb == nil {
-		tries += p.retries
-	}
+	tries := 1 + p.retries
 	var lastErr error
 	for attempt := 0; attempt < tries; attempt++ {
 		u, probe := p.pick(triedArr[:attempt])
@@ -107,7 +108,9 @@ func (t poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		p.recordFailure(u, probe, err)
 		lastErr = err
-		if !isDialError(err) {
+		// Retry only when nothing can have reached the origin: the
+		// connection failed and not a byte of the body was read.
+		if !isDialError(err) || (rb != nil && rb.touched.Load()) {
 			break
 		}
 	}
@@ -130,12 +133,14 @@ func isDialError(err error) bool {
 // not on the origin. The transport reads it from its own goroutine, hence
 // the lock.
 type reqBody struct {
-	rc  io.ReadCloser
-	mu  sync.Mutex
-	err error
+	rc      io.ReadCloser
+	touched atomic.Bool // a Read happened: the body cannot be replayed
+	mu      sync.Mutex
+	err     error
 }
 
 func (b *reqBody) Read(p []byte) (int, error) {
+	b.touched.Store(true)
 	n, err := b.rc.Read(p)
 	if err != nil && err != io.EOF {
 		b.mu.Lock()
@@ -147,7 +152,10 @@ func (b *reqBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *reqBody) Close() error { return b.rc.Close() }
+// Close does not reach the inbound body: the transport closes request
+// bodies even when it failed to connect, and a retry must still read it.
+// ReverseProxy closes the inbound body itself when the request is done.
+func (b *reqBody) Close() error { return nil }
 
 func (b *reqBody) failure() error {
 	b.mu.Lock()
