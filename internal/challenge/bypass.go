@@ -77,9 +77,10 @@ var DefaultCrawlers = []Crawler{
 }
 
 // DefaultBypassPaths are the paths that never get a challenge unless
-// BypassOptions.Paths says otherwise: machine-read files that browsers do
-// not navigate to.
-var DefaultBypassPaths = []string{"/.well-known/", "/robots.txt", "/sitemap.xml", "/sitemap_index.xml", "/favicon.ico", "*.rss", "*.atom", "/feed/", "/rss/"}
+// BypassOptions.Paths says otherwise: machine-read files and APIs that
+// browsers do not navigate to (the configuration's challenge.bypass_paths
+// default). Note that "/feed*" also matches "/feedback".
+var DefaultBypassPaths = []string{"/.well-known/*", "/robots.txt", "/favicon.ico", "/sitemap*.xml", "*.rss", "/feed*", "/rss*", "/atom*", "/api/*"}
 
 // Resolver is the DNS the crawler verification uses; *net.Resolver
 // satisfies it, and tests replace it.
@@ -91,10 +92,11 @@ type Resolver interface {
 // BypassOptions configures a Bypass. Zero fields take the documented
 // defaults.
 type BypassOptions struct {
-	// Paths skip the challenge: an entry ending in "/" matches every path
-	// under it, one starting with "*" matches a suffix ("*.rss"), others
-	// match exactly. nil takes DefaultBypassPaths; an empty non-nil slice
-	// allows none. Paths skip only the challenge, never the rate limits.
+	// Paths skip the challenge. A pattern holds at most one '*', which
+	// matches any run of characters ("/api/*", "*.rss", "/sitemap*.xml");
+	// a pattern without one matches exactly, or as a prefix when it ends
+	// in "/". nil takes DefaultBypassPaths; an empty non-nil slice allows
+	// none. Paths skip only the challenge, never the rate limits.
 	Paths []string
 	// CIDRs are networks that skip the challenge (monitoring, partners).
 	CIDRs []netip.Prefix
@@ -139,12 +141,11 @@ type BypassOptions struct {
 // non-navigations) and later ones pass once verified. Match is safe for
 // concurrent use and does not allocate. Close stops the lookup workers.
 type Bypass struct {
-	o        BypassOptions
-	exact    map[string]bool
-	prefixes []string
-	suffixes []string
-	cidrs    *bart.Lite
-	ranges   atomic.Pointer[bart.Lite]
+	o      BypassOptions
+	exact  map[string]bool
+	globs  []pathGlob
+	cidrs  *bart.Lite
+	ranges atomic.Pointer[bart.Lite]
 
 	mu      sync.Mutex
 	cache   map[netip.Addr]dnsVerdict
@@ -227,13 +228,14 @@ func NewBypass(o BypassOptions) (*Bypass, error) {
 		stop:    make(chan struct{}),
 	}
 	for _, p := range o.Paths {
-		switch {
-		case p == "" || (p[0] != '/' && p[0] != '*'):
-			return nil, fmt.Errorf("%w: bypass path %q must start with / or *", errOptions, p)
-		case p[0] == '*':
-			b.suffixes = append(b.suffixes, p[1:])
+		if p == "" || (p[0] != '/' && p[0] != '*') || strings.Count(p, "*") > 1 {
+			return nil, fmt.Errorf("%w: bypass path %q must start with / or * and hold at most one *", errOptions, p)
+		}
+		switch before, after, star := strings.Cut(p, "*"); {
+		case star:
+			b.globs = append(b.globs, pathGlob{before, after})
 		case strings.HasSuffix(p, "/"):
-			b.prefixes = append(b.prefixes, p)
+			b.globs = append(b.globs, pathGlob{p, ""})
 		default:
 			b.exact[p] = true
 		}
@@ -378,17 +380,15 @@ func (b *Bypass) Match(r *http.Request, ip netip.Addr) BypassReason {
 	return BypassNone
 }
 
+// pathGlob matches paths that start with prefix and end with suffix.
+type pathGlob struct{ prefix, suffix string }
+
 func (b *Bypass) matchPath(p string) bool {
 	if b.exact[p] {
 		return true
 	}
-	for _, pre := range b.prefixes {
-		if strings.HasPrefix(p, pre) {
-			return true
-		}
-	}
-	for _, suf := range b.suffixes {
-		if strings.HasSuffix(p, suf) {
+	for _, g := range b.globs {
+		if len(p) >= len(g.prefix)+len(g.suffix) && strings.HasPrefix(p, g.prefix) && strings.HasSuffix(p, g.suffix) {
 			return true
 		}
 	}

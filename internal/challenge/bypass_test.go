@@ -94,7 +94,7 @@ func TestBypassPathsAndCIDRs(t *testing.T) {
 	text := filepath.Join(dir, "monitors.txt")
 	mustNil(t, os.WriteFile(text, []byte("# uptime monitor\n192.0.2.7\n198.18.0.0/15 # lab\n"), 0o644))
 	b, err := challenge.NewBypass(challenge.BypassOptions{
-		Paths:             append([]string{"/api/"}, challenge.DefaultBypassPaths...),
+		Paths:             append([]string{"/v2/", "/exact"}, challenge.DefaultBypassPaths...),
 		CIDRs:             []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")},
 		CrawlerRangeFiles: []string{ranges, text},
 		Crawlers:          []challenge.Crawler{},
@@ -115,6 +115,12 @@ func TestBypassPathsAndCIDRs(t *testing.T) {
 		{"api-bare", "/api", "198.51.100.1", challenge.BypassNone},
 		{"rss-suffix", "/news/latest.rss", "198.51.100.1", challenge.BypassPath},
 		{"feed", "/feed/", "198.51.100.1", challenge.BypassPath},
+		{"sitemap-glob", "/sitemap-news.xml", "198.51.100.1", challenge.BypassPath},
+		{"sitemap-glob-suffix", "/sitemap-news.html", "198.51.100.1", challenge.BypassNone},
+		{"glob-no-overlap", "/sitemap.xm", "198.51.100.1", challenge.BypassNone},
+		{"trailing-slash-prefix", "/v2/items", "198.51.100.1", challenge.BypassPath},
+		{"exact", "/exact", "198.51.100.1", challenge.BypassPath},
+		{"exact-only", "/exact/more", "198.51.100.1", challenge.BypassNone},
 		{"cidr", "/news", "203.0.113.200", challenge.BypassCIDR},
 		{"cidr-mapped", "/news", "::ffff:203.0.113.200", challenge.BypassCIDR},
 		{"crawler-v4-range", "/news", "66.249.64.10", challenge.BypassCrawlerRange},
@@ -243,6 +249,7 @@ func TestBypassBounded(t *testing.T) {
 func TestBypassOptionsValidation(t *testing.T) {
 	for _, o := range []challenge.BypassOptions{
 		{Paths: []string{"relative"}},
+		{Paths: []string{"/a*b*"}},
 		{CIDRs: []netip.Prefix{{}}},
 		{Crawlers: []challenge.Crawler{{Name: "x"}}},
 		{DNSCacheSize: 1},
