@@ -27,8 +27,8 @@ import (
 // the fallback http.Transport, which keeps its own connections.
 //
 // A reused connection that turns out to have been closed by the origin
-// (nothing read) is retried once on a fresh connection: both methods are
-// idempotent and nothing can have been processed. Cancelling the request's
+// (nothing read, or an unsolicited 408 left by its idle timeout) is retried
+// once on a fresh connection: both methods are idempotent. Cancelling the request's
 // context sets a past deadline on the connection, which is then discarded.
 type h1Transport struct {
 	addr        string // host:port dialled
@@ -265,6 +265,11 @@ func (pc *h1Conn) roundTrip(ctx context.Context, req *http.Request) (*http.Respo
 		res, err := http.ReadResponse(pc.br, req)
 		if err != nil {
 			return fail(timeoutHeaders(err))
+		}
+		if res.StatusCode == http.StatusRequestTimeout && pc.reused && informational == 0 {
+			// Servers send an unsolicited 408 on an idle connection they
+			// are closing; it does not answer this request.
+			return fail(errStaleConn)
 		}
 		if res.StatusCode >= 200 || informational >= 5 {
 			if res.StatusCode < 200 {

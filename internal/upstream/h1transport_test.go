@@ -123,8 +123,9 @@ func TestFastPathConnectionClose(t *testing.T) {
 }
 
 // oneShotOrigin answers one keep-alive request per connection and then
-// closes it without saying so, as an origin whose idle timeout expired.
-func oneShotOrigin(t testing.TB) (addr string, closed chan struct{}) {
+// closes it without saying so, as an origin whose idle timeout expired;
+// with say408 it first leaves an unsolicited 408 on the connection.
+func oneShotOrigin(t testing.TB, say408 bool) (addr string, closed chan struct{}) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -146,6 +147,9 @@ func oneShotOrigin(t testing.TB) (addr string, closed chan struct{}) {
 					return
 				}
 				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				if say408 {
+					_, _ = io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+				}
 				_ = req
 			}()
 		}
@@ -154,7 +158,13 @@ func oneShotOrigin(t testing.TB) (addr string, closed chan struct{}) {
 }
 
 func TestFastPathRetriesStaleConnection(t *testing.T) {
-	addr, closed := oneShotOrigin(t)
+	for _, say408 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("unsolicited408=%v", say408), func(t *testing.T) { testStaleConnection(t, say408) })
+	}
+}
+
+func testStaleConnection(t *testing.T, say408 bool) {
+	addr, closed := oneShotOrigin(t, say408)
 	p := newPool(t, Options{
 		Targets: []Target{{URL: mustURL(t, "http://"+addr)}}, Retries: -1,
 		Passive: PassiveOptions{MaxFails: 1}, HealthCheck: HealthCheckOptions{Disabled: true},
