@@ -164,3 +164,10 @@ func (rw *releaseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (rw *releaseWriter) Unwrap() http.ResponseWriter { return rw.ResponseWriter }
+
+var (
+	_ http.Flusher                              = (*releaseWriter)(nil)
+	_ interface{ FlushError() error }           = (*releaseWriter)(nil)
+	_ interface{ Unwrap() http.ResponseWriter } = (*releaseWriter)(nil)
+	_ http.Hijacker                             = (*releaseWriter)(nil)
+)

@@ -251,3 +251,12 @@ func (c *Cache) storable(status int, h http.Header, cc cacheControl) bool {
 	}
 	return true
 }
+
+// The writer a leader hands to next keeps the optional interfaces that
+// reverse proxies and event streams use.
+var (
+	_ http.Flusher                              = (*recorder)(nil)
+	_ interface{ FlushError() error }           = (*recorder)(nil)
+	_ interface{ Unwrap() http.ResponseWriter } = (*recorder)(nil)
+	_ http.Hijacker                             = (*recorder)(nil)
+)
