@@ -51,6 +51,7 @@ type h1Transport struct {
 type h1Conn struct {
 	t      *h1Transport
 	c      net.Conn
+	lr     limitReader // between c and br: bounds response headers
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	idleAt time.Time
@@ -177,7 +178,38 @@ func (t *h1Transport) getConn(ctx context.Context, fresh bool) (*h1Conn, error) 
 		c = tc
 	}
 	t.conns.Add(1)
-	return &h1Conn{t: t, c: c, br: bufio.NewReaderSize(c, 4<<10), bw: bufio.NewWriterSize(c, 4<<10)}, nil
+	pc := &h1Conn{t: t, c: c, bw: bufio.NewWriterSize(c, 4<<10)}
+	pc.lr.r = c
+	pc.br = bufio.NewReaderSize(&pc.lr, 4<<10)
+	return pc, nil
+}
+
+// maxResponseHeaderBytes bounds what an origin may send before its
+// response body, as http.Transport.MaxResponseHeaderBytes does.
+const maxResponseHeaderBytes = 1 << 20
+
+var errHeadersTooLarge = errors.New("upstream: origin response headers too large")
+
+// limitReader fails once n bytes were read while armed (n >= 0). Only the
+// connection's own goroutine uses it.
+type limitReader struct {
+	r io.Reader
+	n int64 // bytes left while reading headers; -1 when unlimited
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.n < 0 {
+		return l.r.Read(p)
+	}
+	if l.n == 0 {
+		return 0, errHeadersTooLarge
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	return n, err
 }
 
 // putIdle returns pc to the idle stack, or closes it when the stack is
@@ -251,6 +283,7 @@ func (pc *h1Conn) roundTrip(ctx context.Context, req *http.Request) (*http.Respo
 		}
 		return fail(err)
 	}
+	pc.lr.n = maxResponseHeaderBytes
 	if t := pc.t.headerWait; t > 0 {
 		_ = pc.c.SetReadDeadline(time.Now().Add(t)) // a real deadline, whatever clock idles are kept by
 	}
@@ -276,6 +309,7 @@ func (pc *h1Conn) roundTrip(ctx context.Context, req *http.Request) (*http.Respo
 				return fail(fmt.Errorf("upstream: too many 1xx responses"))
 			}
 			_ = pc.c.SetReadDeadline(time.Time{})
+			pc.lr.n = -1
 			if res.Body == http.NoBody || res.Body == nil {
 				if !stop() || res.Close {
 					pc.close()

@@ -501,3 +501,22 @@ func TestClientLeavesWhileOriginPausesMidBody(t *testing.T) {
 		})
 	}
 }
+
+func TestFastPathHugeResponseHeaders(t *testing.T) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; i < 40; i++ {
+			w.Header().Set(fmt.Sprintf("X-Big-%d", i), strings.Repeat("b", 32<<10))
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(origin.Close)
+	p := newPool(t, Options{Targets: targets(t, origin), HealthCheck: HealthCheckOptions{Disabled: true}})
+	fe, cl := frontend(t, p)
+	res, _ := get(t, cl, fe.URL+"/")
+	if res.StatusCode != http.StatusBadGateway {
+		t.Fatalf("status %d for 1.25 MiB of origin headers, want 502", res.StatusCode)
+	}
+	if st := p.Health()[0]; !strings.Contains(st.LastError, "too large") {
+		t.Fatalf("last error %q", st.LastError)
+	}
+}
