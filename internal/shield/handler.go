@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rampart-shield/rampart/internal/challenge"
@@ -28,6 +29,9 @@ type request struct {
 	missDecision verdict.Action
 	// peer is the TCP (or PROXY protocol) peer address.
 	peer netip.Addr
+	// upstream is the time the origin took, in ns (atomic: a background
+	// cache refresh may still be at the origin when the request ends).
+	upstream atomic.Int64
 }
 
 type requestKey struct{}
@@ -68,7 +72,7 @@ func (s *Shield) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d := s.engine.Decide(f, rq.mode, start.UnixNano())
 	rq.decision = d
 	if d.DryRun != "" {
-		s.metrics.dryRun(d.DryRun, d.DryRunAction)
+		s.dryRun(rq, d)
 	}
 
 	switch d.Action {
@@ -212,7 +216,7 @@ func (s *Shield) record(sw *statusWriter, r *http.Request, rq *request) {
 		s.engine.Observe(&rq.facts, rq.mode, status, sw.costs(), now.UnixNano())
 	}
 	cacheStatus := sw.Header().Get("Rampart-Cache")
-	s.metrics.request(rq.decision, status, cacheStatus, now.Sub(rq.start), sw.upstream)
+	s.metrics.request(rq.decision, status, cacheStatus, now.Sub(rq.start), time.Duration(rq.upstream.Load()))
 	s.access.log(r, rq, status, cacheStatus, now.Sub(rq.start))
 }
 
@@ -233,6 +237,13 @@ func (s *Shield) clientInfo(r *http.Request) upstream.ClientInfo {
 	return ci
 }
 
+// onUpstream records how long the origin took for a request.
+func (s *Shield) onUpstream(r *http.Request, status int, d time.Duration) {
+	if rq := requestFrom(r); rq != nil {
+		rq.upstream.Store(int64(d))
+	}
+}
+
 // classOf gives admission the request's priority class.
 func (s *Shield) classOf(r *http.Request) verdict.Class {
 	if rq := requestFrom(r); rq != nil {
@@ -249,7 +260,7 @@ func (s *Shield) admitMiss(r *http.Request) bool {
 	}
 	d := s.engine.DecideMiss(&rq.facts, rq.mode, s.now().UnixNano())
 	if d.DryRun != "" {
-		s.metrics.dryRun(d.DryRun, d.DryRunAction)
+		s.dryRun(rq, d)
 	}
 	if d.Action == verdict.Allow || d.Action == verdict.Challenge {
 		return true
@@ -314,7 +325,6 @@ type statusWriter struct {
 	status      int
 	costHeaders []string
 	costVals    http.Header
-	upstream    time.Duration
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -361,4 +371,13 @@ func (w *statusWriter) costs() http.Header {
 		return emptyHeader
 	}
 	return w.costVals
+}
+
+// dryRun counts and logs (rate-limited) what a dry-run rule would have done.
+func (s *Shield) dryRun(rq *request, d verdict.Decision) {
+	s.metrics.dryRun(d.DryRun, d.DryRunAction)
+	if s.dryRunLog.allow(s.now()) {
+		s.log.Info("dry-run rule would have acted", "rule", d.DryRun, "action", d.DryRunAction.String(),
+			"ip", rq.facts.IP.String(), "method", rq.facts.Method, "path", rq.facts.Path)
+	}
 }

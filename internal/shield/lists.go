@@ -125,6 +125,7 @@ func (s *Shield) reloadListFiles() {
 		fs, err := readListFile(path)
 		if err != nil {
 			s.log.Error("list file not reloaded; its previous contents stay", "file", path, "err", err.Error())
+			s.listErrors.Add(1)
 			// Remember the bad version so the error is logged once.
 			old.mtime, old.size = fi.ModTime().UnixNano(), fi.Size()
 			l.files[path] = old

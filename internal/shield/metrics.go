@@ -171,6 +171,7 @@ var (
 	dChallenge   = desc("rampart_challenge_events_total", "Challenge events: issued, pages, solved, nojs passes, loops.", "event")
 	dTarpit      = desc("rampart_tarpit_held", "Requests held in the tarpit now.")
 	dDryRuns     = desc("rampart_dry_run_hits_total", "Dry-run rule hits (all rules).")
+	dListErrors  = desc("rampart_list_reload_errors_total", "List files that changed but could not be loaded (the previous contents stay).")
 )
 
 func (c *componentCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -266,6 +267,7 @@ func (c *componentCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	g(dTarpit, float64(s.tarpitted.Load()))
 	cnt(dDryRuns, float64(s.engine.DryRuns()))
+	cnt(dListErrors, float64(s.listErrors.Load()))
 }
 
 func b2f(b bool) float64 {

@@ -198,6 +198,7 @@ func upstreamOptions(cfg *config.Config, s *Shield) upstream.Options {
 		Via:                   "rampart",
 		Client:                s.clientInfo,
 		ClassifyError:         classifyError,
+		OnResponse:            s.onUpstream,
 		Now:                   s.now,
 		Logger:                s.log,
 	}

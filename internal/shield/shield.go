@@ -72,6 +72,9 @@ type Shield struct {
 	metrics   *metrics
 	access    *accessLog
 	tarpitted atomic.Int64
+	dryRunLog logBudget
+	// listErrors counts list files that failed to reload.
+	listErrors atomic.Uint64
 
 	mu        sync.Mutex
 	servers   []*netx.Server
@@ -537,3 +540,19 @@ func rateLimitedWarn(log *slog.Logger, msg string, count func()) func() {
 }
 
 var _ = netip.Addr{}
+
+// logBudget lets through at most 10 log lines a second, so that a flood
+// cannot make logging the bottleneck.
+type logBudget struct {
+	second atomic.Int64
+	n      atomic.Int64
+}
+
+func (b *logBudget) allow(now time.Time) bool {
+	sec := now.Unix()
+	if b.second.Load() != sec {
+		b.second.Store(sec)
+		b.n.Store(0)
+	}
+	return b.n.Add(1) <= 10
+}

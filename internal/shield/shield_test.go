@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -374,3 +375,81 @@ func TestOriginDownGivesShieldPage(t *testing.T) {
 }
 
 var _ = errors.New
+
+// TestDenyFileReloadedOnChange: a deny list file is picked up when it
+// changes on disk; a file with a bad line keeps the previous contents.
+func TestDenyFileReloadedOnChange(t *testing.T) {
+	origin := newOrigin(t, nil)
+	path := t.TempDir() + "/deny.txt"
+	if err := os.WriteFile(path, []byte("# nobody yet\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, origin.URL, fmt.Sprintf("lists:\n  deny_files: [%q]\n  watch_interval: 100ms\n", path))
+	s := startShield(t, cfg)
+	addr := s.Addrs()[0]
+	if line, err := dialRaw("127.90.0.1", addr); err != nil || !strings.Contains(line, "200") {
+		t.Fatalf("before: %q %v", line, err)
+	}
+	os.WriteFile(path, []byte("127.90.0.0/24  # the campaign\n"), 0o644)
+	waitFor(t, "the deny file to be reloaded", 5*time.Second, func() bool {
+		_, err := dialRaw("127.90.0.1", addr)
+		return err != nil
+	})
+	// A bad line: the file is refused as a whole, the old list stays.
+	os.WriteFile(path, []byte("127.90.0.0/24\nnot-a-cidr\n"), 0o644)
+	waitFor(t, "the bad file to be seen", 5*time.Second, func() bool { return s.listErrors.Load() > 0 })
+	if line, err := dialRaw("127.90.0.1", addr); err == nil {
+		t.Fatalf("a bad file replaced the deny list: %q", line)
+	}
+	if line, err := dialRaw("127.91.0.1", addr); err != nil || !strings.Contains(line, "200") {
+		t.Fatalf("outside the list: %q %v", line, err)
+	}
+}
+
+func TestDryRunAndTarpit(t *testing.T) {
+	origin := newOrigin(t, nil)
+	cfg := testConfig(t, origin.URL, `
+limits: {tarpit_delay: 200ms, tarpit_max: 1}
+rules:
+  - name: would-drop
+    match: {paths: ["/dry"]}
+    action: drop
+    dry_run: true
+  - name: slow-down
+    match: {paths: ["/tar"]}
+    action: tarpit
+`)
+	s := startShield(t, cfg)
+	c := clientFrom("127.95.0.1")
+	if code, _, _ := get(t, c, s.Addrs()[0]+"/dry"); code != 200 {
+		t.Fatalf("dry-run rule acted: %d", code)
+	}
+	if s.engine.DryRuns() != 1 {
+		t.Fatalf("dry runs %d", s.engine.DryRuns())
+	}
+	// Two tarpitted requests at once: one is held, the other (over
+	// tarpit_max) is answered at once. Both get 429.
+	type res struct {
+		code int
+		d    time.Duration
+	}
+	out := make(chan res, 2)
+	for i := range 2 {
+		go func() {
+			t0 := time.Now()
+			code, _, _ := get(t, clientFrom(fmt.Sprintf("127.96.0.%d", i+1)), s.Addrs()[0]+"/tar")
+			out <- res{code, time.Since(t0)}
+		}()
+	}
+	a, b := <-out, <-out
+	if a.code != 429 || b.code != 429 {
+		t.Fatalf("tarpit answers %d %d", a.code, b.code)
+	}
+	fast, slow := min(a.d, b.d), max(a.d, b.d)
+	if slow < 200*time.Millisecond {
+		t.Fatalf("nothing was held: %v %v", fast, slow)
+	}
+	if fast >= 200*time.Millisecond {
+		t.Fatalf("the tarpit held more than tarpit_max requests: %v %v", fast, slow)
+	}
+}
