@@ -191,6 +191,38 @@ func sumLoops(st challenge.Stats) (n uint64) {
 	return n
 }
 
+// TestBrowserLoopExplained strips the clearance cookie on its way to the
+// browser (as a misbehaving proxy would): after solving, Chromium must show
+// the explanation, once, instead of a second challenge.
+func TestBrowserLoopExplained(t *testing.T) {
+	ctx := browser(t)
+	svc, srv, sh := browserServer(t, verdict.ModeNormal, func(o *challenge.Options) { o.Difficulty = [challenge.NumModes]int{8, 8, 8} })
+	sh.stripCookies = true
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/stripped")); err != nil {
+		t.Fatal(err)
+	}
+	text, ok := waitText(ctx, "did not send back the cookie", 30*time.Second)
+	if !ok {
+		t.Fatalf("no loop explanation; page says:\n%s", text)
+	}
+	st := svc.Stats()
+	if st.Loops[challenge.LoopNoCookie] != 1 || st.Pages != 1 || st.Solved != 1 {
+		t.Errorf("loops %v pages %d solved %d, want one no-cookie loop after one page and one solution", st.Loops, st.Pages, st.Solved)
+	}
+	// Following "Try again" within the guard's minute goes to the
+	// explanation again without solving (the page's sessionStorage guard),
+	// not round the puzzle.
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/stripped")); err != nil {
+		t.Fatal(err)
+	}
+	if text, ok := waitText(ctx, "did not send back the cookie", 30*time.Second); !ok {
+		t.Fatalf("second visit: %s", text)
+	}
+	if st := svc.Stats(); st.Solved != 1 || st.Loops[challenge.LoopNoCookie] != 2 {
+		t.Errorf("second visit: solved %d loops %v, want no new solution and a second counted loop", st.Solved, st.Loops)
+	}
+}
+
 // TestBrowserWorkerDigests runs the worker's pure-JavaScript SHA-256 in
 // Chromium and compares its digests with Go's, including solver-shaped
 // inputs and multi-block ones.

@@ -84,6 +84,10 @@ type shield struct {
 	origin http.Handler
 	mode   verdict.Mode
 
+	// stripCookies drops Set-Cookie from every answer, like a proxy that
+	// strips cookies.
+	stripCookies bool
+
 	mu       sync.Mutex
 	results  []challenge.CheckResult
 	ids      []uint64
@@ -91,6 +95,9 @@ type shield struct {
 }
 
 func (sh *shield) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if sh.stripCookies {
+		w = &cookieStripper{ResponseWriter: w}
+	}
 	ip := clientIP(r)
 	if strings.HasPrefix(r.URL.Path, challenge.PathPrefix) {
 		if r.URL.Path == challenge.PathPrefix+"verify" && r.Method == http.MethodPost {
@@ -161,4 +168,17 @@ func (sh *shield) lastVerify() url.Values {
 		return url.Values{}
 	}
 	return sh.verified[len(sh.verified)-1]
+}
+
+// cookieStripper removes Set-Cookie before the header is written.
+type cookieStripper struct{ http.ResponseWriter }
+
+func (c *cookieStripper) WriteHeader(code int) {
+	c.Header().Del("Set-Cookie")
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *cookieStripper) Write(p []byte) (int, error) {
+	c.Header().Del("Set-Cookie")
+	return c.ResponseWriter.Write(p)
 }
