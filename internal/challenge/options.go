@@ -27,13 +27,19 @@ const NumModes = int(verdict.ModeUnderAttack) + 1
 // Default values of [Options]. They are exported so that the configuration
 // reference and the shield can quote them.
 const (
-	DefaultKeyRotation      = 24 * time.Hour
-	DefaultChallengeTTL     = 5 * time.Minute
-	DefaultPrefixV4Bits     = 24
-	DefaultPrefixV6Bits     = 64
+	// DefaultKeyRotation is how often the signing key changes.
+	DefaultKeyRotation = 24 * time.Hour
+	// DefaultChallengeTTL is how long a challenge can be redeemed.
+	DefaultChallengeTTL = 5 * time.Minute
+	// DefaultPrefixV4Bits is the IPv4 network a clearance is bound to.
+	DefaultPrefixV4Bits = 24
+	// DefaultPrefixV6Bits is the IPv6 network a clearance is bound to.
+	DefaultPrefixV6Bits = 64
+	// DefaultReplayFilterSize is the number of redemptions remembered.
 	DefaultReplayFilterSize = 1 << 20
-	// NoJSDeny and NoJSPass are the values of Options.NoJS.
+	// NoJSDeny offers visitors without JavaScript an explanation only.
 	NoJSDeny = "deny"
+	// NoJSPass also offers them a rate-limited pass without proof of work.
 	NoJSPass = "pass"
 )
 
@@ -55,13 +61,19 @@ var DefaultClearanceTTL = [NumModes]time.Duration{24 * time.Hour, 4 * time.Hour,
 
 // Limits enforced by [New].
 const (
-	MinDifficulty   = 1
-	MaxDifficulty   = 32
+	// MinDifficulty and MaxDifficulty bound Options.Difficulty (the page
+	// checks the first 32 bits of the hash).
+	MinDifficulty = 1
+	MaxDifficulty = 32
+	// MinClearanceTTL and MaxClearanceTTL bound Options.ClearanceTTL.
 	MinClearanceTTL = time.Minute
 	MaxClearanceTTL = 7 * 24 * time.Hour
+	// MinChallengeTTL and MaxChallengeTTL bound Options.ChallengeTTL.
 	MinChallengeTTL = 10 * time.Second
 	MaxChallengeTTL = time.Hour
-	MinKeyRotation  = time.Minute
+	// MinKeyRotation bounds Options.KeyRotation from below.
+	MinKeyRotation = time.Minute
+	// MinReplayFilter and MaxReplayFilter bound Options.ReplayFilterSize.
 	MinReplayFilter = 1 << 10
 	MaxReplayFilter = 1 << 26
 	// MaxReturnURL is the longest original URL (path and query) a
