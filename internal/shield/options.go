@@ -154,7 +154,7 @@ func cacheOptions(cfg *config.Config, s *Shield) cache.Options {
 	}
 }
 
-func admissionOptions(cfg *config.Config) (admission.Options, error) {
+func admissionOptions(cfg *config.Config, s *Shield) (admission.Options, error) {
 	a := cfg.Admission
 	o := admission.Options{
 		InitialLimit: a.InitialLimit,
@@ -162,6 +162,7 @@ func admissionOptions(cfg *config.Config) (admission.Options, error) {
 		MaxLimit:     a.MaxLimit,
 		QueueSize:    a.QueueSize,
 		MaxWait:      [verdict.NumClasses]time.Duration{a.MaxWait.Priority.D(), a.MaxWait.Normal.D(), a.MaxWait.Suspicious.D()},
+		Logger:       s.log,
 	}
 	if a.OverloadPage != "" {
 		b, err := os.ReadFile(a.OverloadPage)

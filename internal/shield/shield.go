@@ -176,7 +176,7 @@ func New(cfg *config.Config, o Options) (*Shield, error) {
 		}
 	}
 	if !cfg.Admission.Disabled {
-		ao, err := admissionOptions(cfg)
+		ao, err := admissionOptions(cfg, s)
 		if err != nil {
 			return nil, err
 		}
