@@ -391,7 +391,9 @@ type Limit struct {
 // Challenge configures the proof-of-work challenge.
 type Challenge struct {
 	// Difficulty is the number of leading zero bits of SHA-256 asked for in
-	// each mode: normal, elevated, under_attack.
+	// each mode: normal, elevated, under_attack. Each bit doubles the work:
+	// 20 bits is about 0.5 s for a browser on a 2-core machine (measured in
+	// headless Chromium: docs/benchmarks.md), 22 about 2 s.
 	Difficulty ModeInts `yaml:"difficulty"`
 	// ClearanceTTL is how long a clearance lasts in each mode.
 	ClearanceTTL ModeDurations `yaml:"clearance_ttl"`

@@ -75,14 +75,14 @@ func Default() *Config {
 		},
 		Lists: Lists{WatchInterval: Duration(5 * time.Second)},
 		Challenge: Challenge{
-			Difficulty:   ModeInts{Normal: 16, Elevated: 16, UnderAttack: 18},
+			Difficulty:   ModeInts{Normal: 20, Elevated: 21, UnderAttack: 22},
 			ClearanceTTL: ModeDurations{Normal: Duration(24 * time.Hour), Elevated: Duration(4 * time.Hour), UnderAttack: Duration(time.Hour)},
 			KeyRotation:  Duration(24 * time.Hour),
 			NoJS:         "deny",
 			NoJSRate:     Rate(1.0 / 60),
 			BypassPaths: mustPatterns(
 				"/.well-known/*", "/robots.txt", "/favicon.ico", "/sitemap*.xml",
-				"*.rss", "/feed*", "/rss*", "/atom*", "/api/*",
+				"*.rss", "*.atom", "/feed", "/feed/*", "/rss", "/rss/*", "/rss.xml", "/atom.xml", "/api/*",
 			),
 		},
 		Cache: Cache{

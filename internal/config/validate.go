@@ -182,7 +182,11 @@ func (c *Config) validate(complete bool) ErrorList {
 		k.intRange("challenge.difficulty."+m.name, m.d, 1, 32)
 		k.durRange("challenge.clearance_ttl."+m.name, m.ttl, time.Minute, 30*24*time.Hour)
 	}
-	k.durRange("challenge.key_rotation", ch.KeyRotation, time.Minute, 365*24*time.Hour)
+	if ch.Difficulty.Elevated < ch.Difficulty.Normal || ch.Difficulty.UnderAttack < ch.Difficulty.Elevated {
+		k.failf("challenge.difficulty", "must not fall as the mode rises (normal <= elevated <= under_attack)")
+	}
+	longest := max(ch.ClearanceTTL.Normal, ch.ClearanceTTL.Elevated, ch.ClearanceTTL.UnderAttack)
+	k.durRange("challenge.key_rotation", ch.KeyRotation, max(time.Minute, longest.D()), 365*24*time.Hour)
 	k.oneOf("challenge.nojs", ch.NoJS, "deny", "pass")
 	if ch.NoJS == "pass" && ch.NoJSRate <= 0 {
 		k.failf("challenge.nojs_rate", "must be a positive rate when nojs is pass")

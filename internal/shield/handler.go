@@ -127,7 +127,9 @@ func (s *Shield) identify(rt *runtime, r *http.Request, f *verdict.Facts) (peer 
 	f.Navigation = clientid.IsNavigation(r.Method, r.Header)
 	f.Static = clientid.IsStatic(f.Path)
 	f.Allowlisted = s.lists.allowed(f.IP)
-	f.GoodBot = s.lists.goodBot(f.IP)
+	if b := s.bypass.Load(); b != nil && !f.Allowlisted {
+		f.GoodBot = b.Match(r, f.IP) != challenge.BypassNone
+	}
 	return peer.Unmap()
 }
 

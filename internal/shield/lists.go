@@ -12,10 +12,12 @@ import (
 	"github.com/rampart-shield/rampart/internal/iplist"
 )
 
-// listSet holds the allow, deny and good-bot sets, each built from the
-// configuration and its files, swapped whole when either changes.
+// listSet holds the allow and deny sets, each built from the configuration
+// and its files, swapped whole when either changes. (Good bots live in the
+// challenge's Bypass, which also reads the search engines' JSON range files
+// and verifies crawlers by reverse DNS.)
 type listSet struct {
-	allow, deny, goodBots atomic.Pointer[iplist.Set]
+	allow, deny atomic.Pointer[iplist.Set]
 
 	mu    sync.Mutex
 	cfg   *config.Config
@@ -33,13 +35,11 @@ func newListSet() *listSet {
 	empty := iplist.NewSet()
 	l.allow.Store(empty)
 	l.deny.Store(empty)
-	l.goodBots.Store(empty)
 	return l
 }
 
 func (l *listSet) allowed(ip netip.Addr) bool { return l.allow.Load().Contains(ip) }
 func (l *listSet) denied(ip netip.Addr) bool  { return l.deny.Load().Contains(ip) }
-func (l *listSet) goodBot(ip netip.Addr) bool { return l.goodBots.Load().Contains(ip) }
 
 // loadListFiles reads every list file a configuration names. Any error
 // fails the whole load, naming the file, line and column.
@@ -64,7 +64,6 @@ func listFiles(cfg *config.Config) []string {
 	var all []string
 	all = append(all, cfg.Lists.AllowFiles...)
 	all = append(all, cfg.Lists.DenyFiles...)
-	all = append(all, cfg.Challenge.GoodBotFiles...)
 	return all
 }
 
@@ -100,7 +99,6 @@ func (l *listSet) rebuildLocked() {
 	}
 	l.allow.Store(build(cfg.Lists.Allow, cfg.Lists.AllowFiles))
 	l.deny.Store(build(cfg.Lists.Deny, cfg.Lists.DenyFiles))
-	l.goodBots.Store(build(cfg.Challenge.GoodBots, cfg.Challenge.GoodBotFiles))
 }
 
 // reloadListFiles rereads the list files that changed on disk; a file with

@@ -209,3 +209,29 @@ func upstreamOptions(cfg *config.Config, s *Shield) upstream.Options {
 	}
 	return o
 }
+
+// newBypass builds the good-bot recogniser, or returns nil when the
+// configuration names no good bots and does not verify crawlers. s may be nil
+// (check-config).
+func newBypass(cfg *config.Config, s *Shield) (*challenge.Bypass, error) {
+	c := cfg.Challenge
+	if len(c.GoodBots) == 0 && len(c.GoodBotFiles) == 0 && !c.VerifyCrawlers {
+		return nil, nil
+	}
+	o := challenge.BypassOptions{
+		Paths:             []string{}, // paths are the policy's bypass_paths
+		CIDRs:             cidrs(c.GoodBots),
+		CrawlerRangeFiles: c.GoodBotFiles,
+	}
+	if !c.VerifyCrawlers {
+		o.Crawlers = []challenge.Crawler{}
+	}
+	if s != nil {
+		o.Now, o.Logger = s.now, s.log
+	}
+	b, err := challenge.NewBypass(o)
+	if err != nil {
+		return nil, fmt.Errorf("challenge good bots: %w", err)
+	}
+	return b, nil
+}

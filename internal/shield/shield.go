@@ -63,6 +63,9 @@ type Shield struct {
 	blocks    *iplist.Blocks
 	lists     *listSet
 	challenge *challenge.Service
+	// bypass recognises good bots (configured networks, published crawler
+	// ranges, crawlers verified by reverse DNS); nil when none are set up.
+	bypass atomic.Pointer[challenge.Bypass]
 	nojs      *limiter.Table
 	nojsRate  atomic.Pointer[limiter.Params]
 	cache     *cache.Cache
@@ -94,6 +97,11 @@ func Check(cfg *config.Config) error {
 	}
 	if _, err := loadListFiles(cfg); err != nil {
 		return err
+	}
+	if b, err := newBypass(cfg, nil); err != nil {
+		return err
+	} else if b != nil {
+		b.Close()
 	}
 	if cfg.TLS.CertFile != "" {
 		if _, err := netx.NewServer(netx.Options{TLS: &netx.TLSOptions{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile}}, http.NotFoundHandler()); err != nil {
@@ -224,8 +232,15 @@ func (s *Shield) apply(cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("challenge.nojs_rate: %w", err)
 	}
+	bp, err := newBypass(cfg, s)
+	if err != nil {
+		return err
+	}
 	s.engine.Swap(rs)
 	s.lists.install(cfg, files)
+	if old := s.bypass.Swap(bp); old != nil {
+		old.Close()
+	}
 	s.nojsRate.Store(&p)
 	s.rt.Store(rt)
 	s.cfg.Store(cfg)
@@ -332,6 +347,11 @@ func (s *Shield) background(ctx context.Context) {
 			s.metrics.tick(s)
 		case <-watch.C:
 			s.reloadListFiles()
+			if b := s.bypass.Load(); b != nil {
+				if err := b.Reload(); err != nil {
+					s.log.Error("good-bot range files not reloaded; the previous ranges stay", "err", err.Error())
+				}
+			}
 		}
 	}
 }
@@ -430,6 +450,9 @@ func (s *Shield) Shutdown(ctx context.Context) error {
 		s.cancel()
 	}
 	s.pool.Close()
+	if b := s.bypass.Swap(nil); b != nil {
+		b.Close()
+	}
 	s.wg.Wait()
 	return errors.Join(errs...)
 }

@@ -453,3 +453,24 @@ rules:
 		t.Fatalf("the tarpit held more than tarpit_max requests: %v %v", fast, slow)
 	}
 }
+
+func TestGoodBotsSkipChallenge(t *testing.T) {
+	origin := newOrigin(t, nil)
+	dir := t.TempDir()
+	// A search engine's published ranges, in its JSON format.
+	os.WriteFile(dir+"/crawler.json", []byte(`{"prefixes":[{"ipv4Prefix":"127.98.0.0/16"}]}`), 0o644)
+	s := startShield(t, testConfig(t, origin.URL, fmt.Sprintf(`
+mode: under_attack
+challenge:
+  good_bots: [127.97.0.0/16]
+  good_bot_files: [%q]
+`, dir+"/crawler.json")))
+	for _, src := range []string{"127.97.0.1", "127.98.3.4"} {
+		if code, mit, _ := get(t, clientFrom(src), s.Addrs()[0]+"/news/1"); code != 200 {
+			t.Errorf("good bot %s: %d %q", src, code, mit)
+		}
+	}
+	if code, mit, _ := get(t, clientFrom("127.99.0.1"), s.Addrs()[0]+"/news/1"); code != 403 || mit != "challenge" {
+		t.Errorf("ordinary client under attack: %d %q", code, mit)
+	}
+}

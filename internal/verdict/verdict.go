@@ -25,8 +25,11 @@ const (
 	// normalises cache keys to known query parameters and serves stale
 	// copies rather than queueing at the origin.
 	ModeUnderAttack
-	numModes
+	// NumModes is the number of modes, for arrays indexed by Mode.
+	NumModes
 )
+
+const numModes = NumModes
 
 var modeNames = [numModes]string{"normal", "elevated", "under_attack"}
 
