@@ -65,7 +65,7 @@ type Shield struct {
 	challenge *challenge.Service
 	// bypass recognises good bots (configured networks, published crawler
 	// ranges, crawlers verified by reverse DNS); nil when none are set up.
-	bypass atomic.Pointer[challenge.Bypass]
+	bypass    atomic.Pointer[challenge.Bypass]
 	nojs      *limiter.Table
 	nojsRate  atomic.Pointer[limiter.Params]
 	cache     *cache.Cache
