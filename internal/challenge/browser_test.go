@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,14 +23,11 @@ import (
 	"github.com/rampart-shield/rampart/internal/verdict"
 )
 
-// chromiumPath finds Debian's chromium. In CI (CI=true) it installs it with
-// apt-get when missing, and a failure fails the test; elsewhere a missing
-// browser skips.
+// chromiumPath finds Debian's chromium. A missing browser fails the test
+// (it is never skipped): scripts/deps.sh, which the test suite runs first,
+// installs it.
 func chromiumPath(t *testing.T) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
 	for _, p := range []string{os.Getenv("RAMPART_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
 		if p == "" {
 			continue
@@ -40,19 +36,8 @@ func chromiumPath(t *testing.T) string {
 			return p
 		}
 	}
-	if os.Getenv("CI") == "" {
-		t.Skip("chromium not installed (apt-get install -y chromium); CI installs it")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	for _, args := range [][]string{{"update"}, {"install", "-y", "--no-install-recommends", "chromium"}} {
-		cmd := exec.CommandContext(ctx, "apt-get", args...)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("apt-get %v: %v\n%s", args, err, out)
-		}
-	}
-	return "/usr/bin/chromium"
+	t.Fatal("chromium is not installed: run scripts/deps.sh (apt-get install -y chromium)")
+	return ""
 }
 
 // browser starts a headless Chromium with a fresh profile.
