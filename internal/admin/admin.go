@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -99,6 +100,10 @@ func New(o Options) (*Server, error) {
 	s.mux.Handle("DELETE /api/v1/cache", s.auth(http.HandlerFunc(s.purge)))
 	s.mux.Handle("POST /api/v1/challenge/rotate", s.auth(http.HandlerFunc(s.rotate)))
 	s.mux.Handle("POST /api/v1/challenge/revoke", s.auth(http.HandlerFunc(s.revoke)))
+	// Profiles of the running shield, for finding where a flood spends CPU.
+	s.mux.Handle("GET /debug/pprof/", s.auth(http.HandlerFunc(pprof.Index)))
+	s.mux.Handle("GET /debug/pprof/profile", s.auth(http.HandlerFunc(pprof.Profile)))
+	s.mux.Handle("GET /debug/pprof/trace", s.auth(http.HandlerFunc(pprof.Trace)))
 	return s, nil
 }
 

@@ -17,14 +17,14 @@ const minGradient = 0.5
 
 // gradient is the adaptive limit: a minRTT anchor measured by probes at
 // MinLimit concurrency, and per window the gradient
-// (1+Tolerance)·minRTT/median. A gradient at or above 1 (the origin answers
+// ((1+Tolerance)·minRTT + Slack)/median. A gradient at or above 1 (the origin answers
 // within tolerance of its unloaded latency) raises the limit at once to
 // limit·gradient, at least by 1, provided the window used at least half the
 // limit (an idle origin tells nothing about its capacity). A gradient below 1
 // lowers it towards limit·gradient with Smoothing. A window holding overload
 // outcomes multiplies it by Backoff instead. In front of an origin of fixed
 // capacity C and unloaded latency D, latency is D·L/C once the limit L
-// exceeds C, so the fixed point is L = (1+Tolerance)·C.
+// exceeds C, so the fixed point is L = (1+Tolerance+Slack/D)·C.
 //
 // Tickets carry the epoch they were admitted in; a probe only counts samples
 // of requests admitted during it, so its median is measured at MinLimit
@@ -189,7 +189,7 @@ func (g *gradient) update() {
 	if g.minRTT == 0 || m < g.minRTT {
 		g.minRTT = m
 	}
-	grad := (1 + g.o.Tolerance) * float64(g.minRTT) / float64(m)
+	grad := ((1+g.o.Tolerance)*float64(g.minRTT) + float64(g.o.Slack)) / float64(m)
 	grad = math.Max(minGradient, grad)
 	if grad >= 1 {
 		if float64(g.peak) < g.limit/2 {

@@ -45,6 +45,10 @@ const (
 	// before the limit shrinks: scheduling noise and a mix of cheap and
 	// expensive pages must not read as overload.
 	DefaultTolerance = 0.25
+	// DefaultSlack is the absolute latency rise always tolerated: below a
+	// couple of milliseconds, a rise is scheduling noise on a busy host,
+	// not an origin filling up.
+	DefaultSlack = 2 * time.Millisecond
 	// DefaultSmoothing is the weight of each new limit estimate.
 	DefaultSmoothing = 0.2
 	// DefaultBackoff multiplies the limit after a window in which the origin
@@ -110,6 +114,14 @@ type Options struct {
 	// origin of fixed capacity C the limit settles near (1+Tolerance)·C and
 	// the origin's latency near (1+Tolerance) times its unloaded latency.
 	Tolerance float64
+
+	// Slack is an absolute rise of the median over (1+Tolerance)·minRTT
+	// that is still not congestion. Without it a fast origin (sub-millisecond
+	// pages) sees CPU scheduling jitter as a doubling of its latency and the
+	// limit collapses to MinLimit. In front of an origin of fixed capacity C
+	// and unloaded latency D the limit settles near (1+Tolerance+Slack/D)·C.
+	// Default DefaultSlack; negative means none.
+	Slack time.Duration
 
 	// Smoothing is the weight of each new estimate, in (0, 1] (default 0.2).
 	Smoothing float64
@@ -182,6 +194,11 @@ func (o *Options) setDefaults() {
 	}
 	if o.MinSamples == 0 {
 		o.MinSamples = DefaultMinSamples
+	}
+	if o.Slack == 0 {
+		o.Slack = DefaultSlack
+	} else if o.Slack < 0 {
+		o.Slack = 0
 	}
 	if o.Tolerance == 0 {
 		o.Tolerance = DefaultTolerance
