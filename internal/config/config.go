@@ -392,8 +392,11 @@ type Limit struct {
 type Challenge struct {
 	// Difficulty is the number of leading zero bits of SHA-256 asked for in
 	// each mode: normal, elevated, under_attack. Each bit doubles the work:
-	// 20 bits is about 0.5 s for a browser on a 2-core machine (measured in
-	// headless Chromium: docs/benchmarks.md), 22 about 2 s.
+	// 20 bits (about a million hashes) is about half a second for a browser
+	// on a 2-core laptop (measured in headless Chromium: docs/benchmarks.md),
+	// 21 about one second. Higher values cost real visitors on slow phones
+	// more than they cost a botnet; the per-clearance rate limit is what
+	// stops a botnet that solves.
 	Difficulty ModeInts `yaml:"difficulty"`
 	// ClearanceTTL is how long a clearance lasts in each mode.
 	ClearanceTTL ModeDurations `yaml:"clearance_ttl"`

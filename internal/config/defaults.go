@@ -75,7 +75,7 @@ func Default() *Config {
 		},
 		Lists: Lists{WatchInterval: Duration(5 * time.Second)},
 		Challenge: Challenge{
-			Difficulty:   ModeInts{Normal: 20, Elevated: 21, UnderAttack: 22},
+			Difficulty:   ModeInts{Normal: 20, Elevated: 20, UnderAttack: 21},
 			ClearanceTTL: ModeDurations{Normal: Duration(24 * time.Hour), Elevated: Duration(4 * time.Hour), UnderAttack: Duration(time.Hour)},
 			KeyRotation:  Duration(24 * time.Hour),
 			NoJS:         "deny",
