@@ -79,7 +79,7 @@ func (c *Config) validate(complete bool) ErrorList {
 		if err := checkHostPort(l.Address); err != nil {
 			k.failf(p+".address", "%v", err)
 		}
-		if seen[l.Address] {
+		if seen[l.Address] && !strings.HasSuffix(l.Address, ":0") {
 			k.failf(p+".address", "address %q is listed twice", l.Address)
 		}
 		seen[l.Address] = true

@@ -258,12 +258,41 @@ func (s *Shield) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.pool.Start(ctx)
-	for _, l := range cfg.Listeners {
+	// TLS listeners first: a plain listener answers the ACME HTTP-01
+	// challenges of the TLS listener's automatic certificates.
+	servers := make([]*netx.Server, len(cfg.Listeners))
+	var acme *netx.Server
+	for i, l := range cfg.Listeners {
+		if !l.TLS {
+			continue
+		}
 		srv, err := netx.NewServer(netxOptions(cfg, l, s), http.HandlerFunc(s.ServeHTTP))
 		if err != nil {
 			s.closeAll()
 			return fmt.Errorf("listener %s: %w", l.Address, err)
 		}
+		servers[i] = srv
+		if len(cfg.TLS.ACMEDomains) > 0 && acme == nil {
+			acme = srv
+		}
+	}
+	for i, l := range cfg.Listeners {
+		if l.TLS {
+			continue
+		}
+		var h http.Handler = http.HandlerFunc(s.ServeHTTP)
+		if acme != nil {
+			h = acme.ACMEHTTPHandler(h)
+		}
+		srv, err := netx.NewServer(netxOptions(cfg, l, s), h)
+		if err != nil {
+			s.closeAll()
+			return fmt.Errorf("listener %s: %w", l.Address, err)
+		}
+		servers[i] = srv
+	}
+	for i, l := range cfg.Listeners {
+		srv := servers[i]
 		ln, err := net.Listen("tcp", l.Address)
 		if err != nil {
 			s.closeAll()
