@@ -59,6 +59,20 @@ func (r *Resolver) ClientIP(peer netip.Addr, xff []string) netip.Addr {
 		return peer
 	}
 	client := peer
+	walkForwarded(xff, func(a netip.Addr, ok bool) bool {
+		if !ok {
+			return false // anything left of garbage is client-controlled
+		}
+		client = a
+		return r.Trusted(a)
+	})
+	return client
+}
+
+// walkForwarded visits the X-Forwarded-For entries from the right-most
+// (nearest hop) to the left-most, skipping empty ones, until visit returns
+// false. ok is false for an entry that is not an address.
+func walkForwarded(xff []string, visit func(a netip.Addr, ok bool) bool) {
 	for i := len(xff) - 1; i >= 0; i-- {
 		v := xff[i]
 		for len(v) > 0 {
@@ -72,17 +86,11 @@ func (r *Resolver) ClientIP(peer netip.Addr, xff []string) netip.Addr {
 			if part == "" {
 				continue
 			}
-			a, ok := parseForwardedAddr(part)
-			if !ok {
-				return client
-			}
-			client = a
-			if !r.Trusted(a) {
-				return a
+			if !visit(parseForwardedAddr(part)) {
+				return
 			}
 		}
 	}
-	return client
 }
 
 // parseForwardedAddr parses "1.2.3.4", "1.2.3.4:5678", "2001:db8::1" and
@@ -234,28 +242,13 @@ func (r *Resolver) TrustedChain(peer netip.Addr, xff []string) string {
 		return ""
 	}
 	var hops []string
-	stop := false
-	for i := len(xff) - 1; i >= 0 && !stop; i-- {
-		v := xff[i]
-		for len(v) > 0 {
-			var part string
-			if j := strings.LastIndexByte(v, ','); j >= 0 {
-				part, v = v[j+1:], v[:j]
-			} else {
-				part, v = v, ""
-			}
-			part = strings.TrimSpace(part)
-			if part == "" {
-				continue
-			}
-			a, ok := parseForwardedAddr(part)
-			if !ok || !r.Trusted(a) {
-				stop = true
-				break
-			}
-			hops = append(hops, a.String())
+	walkForwarded(xff, func(a netip.Addr, ok bool) bool {
+		if !ok || !r.Trusted(a) {
+			return false
 		}
-	}
+		hops = append(hops, a.String())
+		return true
+	})
 	// hops were collected right to left; the chain reads left to right.
 	out := make([]string, 0, len(hops)+1)
 	for i := len(hops) - 1; i >= 0; i-- {

@@ -156,3 +156,22 @@ func FuzzClientIP(f *testing.F) {
 		}
 	})
 }
+
+func TestTrustedChain(t *testing.T) {
+	r := NewResolver([]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")})
+	tests := []struct {
+		peer string
+		xff  []string
+		want string
+	}{
+		{"198.51.100.7", []string{"1.2.3.4"}, ""},
+		{"10.1.1.1", []string{"203.0.113.9"}, "10.1.1.1"},
+		{"10.1.1.1", []string{"6.6.6.6, 203.0.113.9, 10.2.2.2, 10.3.3.3"}, "10.2.2.2, 10.3.3.3, 10.1.1.1"},
+		{"10.1.1.1", []string{"junk, 10.2.2.2"}, "10.2.2.2, 10.1.1.1"},
+	}
+	for _, tc := range tests {
+		if got := r.TrustedChain(netip.MustParseAddr(tc.peer), tc.xff); got != tc.want {
+			t.Errorf("TrustedChain(%s, %q) = %q, want %q", tc.peer, tc.xff, got, tc.want)
+		}
+	}
+}
