@@ -198,6 +198,14 @@ type Hardening struct {
 	// MaxBodyBytes caps a request body (413 beyond); rules can lower it per
 	// route with max_body.
 	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
+	// BufferBody is the largest request body read completely before the
+	// request goes to the origin, so that a slow client (slow POST) never
+	// holds an origin worker: the origin sees only whole bodies. Larger
+	// bodies stream (and MinBodyRate still cuts slow ones).
+	BufferBody ByteSize `yaml:"buffer_body"`
+	// BufferTotal caps the bytes of request bodies buffered at once; past
+	// it, bodies stream instead of being buffered.
+	BufferTotal ByteSize `yaml:"buffer_total"`
 	// MaxRanges caps the ranges in one Range header; more, or overlapping
 	// ranges, are refused with 400. Stops Range amplification.
 	MaxRanges int `yaml:"max_ranges"`

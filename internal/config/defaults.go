@@ -46,6 +46,8 @@ func Default() *Config {
 			MaxHeaderBytes:      16 << 10,
 			MaxHeaderCount:      100,
 			MaxBodyBytes:        10 << 20,
+			BufferBody:          1 << 20,
+			BufferTotal:         256 << 20,
 			MaxRanges:           8,
 			MaxConns:            50000,
 			MaxConnsPerIP:       256,

@@ -137,6 +137,12 @@ func (c *Config) validate(complete bool) ErrorList {
 		k.failf("hardening.max_body_bytes", "must be at least 1 byte")
 	}
 	k.intRange("hardening.max_ranges", h.MaxRanges, 1, 1000)
+	if h.BufferBody < 0 || h.BufferBody > 1<<30 {
+		k.failf("hardening.buffer_body", "must be between 0 (stream every body) and 1GiB")
+	}
+	if h.BufferTotal < h.BufferBody {
+		k.failf("hardening.buffer_total", "must be at least hardening.buffer_body")
+	}
 	k.intRange("hardening.max_conns", h.MaxConns, 1, 10_000_000)
 	k.intRange("hardening.max_conns_per_ip", h.MaxConnsPerIP, 1, max(h.MaxConns, 1))
 	k.intRange("hardening.h2.max_concurrent_streams", h.H2.MaxConcurrentStreams, 1, 10000)

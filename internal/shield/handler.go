@@ -98,6 +98,11 @@ func (s *Shield) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !netx.LimitBody(sw, r, maxBody) {
 		return
 	}
+	release, ok := s.bodies.buffer(sw, r, rt.bufferBody, rt.bufferTotal)
+	defer release()
+	if !ok {
+		return
+	}
 	ctx := context.WithValue(r.Context(), requestKey{}, rq)
 	s.pipeline.ServeHTTP(sw, r.WithContext(ctx))
 }

@@ -171,6 +171,8 @@ var (
 	dChallenge   = desc("rampart_challenge_events_total", "Challenge events: issued, pages, solved, nojs passes, loops.", "event")
 	dTarpit      = desc("rampart_tarpit_held", "Requests held in the tarpit now.")
 	dDryRuns     = desc("rampart_dry_run_hits_total", "Dry-run rule hits (all rules).")
+	dBodies      = desc("rampart_request_bodies_streamed_total", "Request bodies streamed to the origin instead of buffered (larger than hardening.buffer_body, or the buffer budget was spent).")
+	dBodyBytes   = desc("rampart_request_body_buffer_bytes", "Bytes reserved for buffering request bodies now.")
 	dListErrors  = desc("rampart_list_reload_errors_total", "List files that changed but could not be loaded (the previous contents stay).")
 )
 
@@ -268,6 +270,8 @@ func (c *componentCollector) Collect(ch chan<- prometheus.Metric) {
 	g(dTarpit, float64(s.tarpitted.Load()))
 	cnt(dDryRuns, float64(s.engine.DryRuns()))
 	cnt(dListErrors, float64(s.listErrors.Load()))
+	cnt(dBodies, float64(s.bodies.streamed.Load()))
+	g(dBodyBytes, float64(s.bodies.reserved.Load()))
 }
 
 func b2f(b bool) float64 {

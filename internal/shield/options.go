@@ -29,7 +29,8 @@ type runtime struct {
 	maxBody     int64
 	tarpitDelay time.Duration
 	tarpitMax   int64
-	costHeaders []string
+	bufferBody  int64
+	bufferTotal int64
 }
 
 func newRuntime(cfg *config.Config) (*runtime, error) {
@@ -44,6 +45,8 @@ func newRuntime(cfg *config.Config) (*runtime, error) {
 		maxBody:     int64(cfg.Hardening.MaxBodyBytes),
 		tarpitDelay: cfg.Limits.TarpitDelay.D(),
 		tarpitMax:   int64(cfg.Limits.TarpitMax),
+		bufferBody:  int64(cfg.Hardening.BufferBody),
+		bufferTotal: int64(cfg.Hardening.BufferTotal),
 	}, nil
 }
 

@@ -75,6 +75,7 @@ type Shield struct {
 	metrics   *metrics
 	access    *accessLog
 	tarpitted atomic.Int64
+	bodies    bodyBuffer
 	dryRunLog logBudget
 	// listErrors counts list files that failed to reload.
 	listErrors atomic.Uint64
