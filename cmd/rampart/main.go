@@ -142,7 +142,7 @@ func runShield(ctx context.Context, args []string, stdout, stderr io.Writer, isD
 	cfgFile := fs.String("config", "", "YAML config file (flags override it)")
 	tlsCert := fs.String("tls-cert", "", "TLS certificate file (PEM); the listeners then serve HTTPS")
 	tlsKey := fs.String("tls-key", "", "TLS key file (PEM)")
-	mode := fs.String("mode", "", "pin the mode: normal, elevated or under_attack")
+	mode := fs.String("mode", "", "auto (detect attacks and escalate; the default), or pin the mode: normal, elevated, under_attack")
 	stateDir := fs.String("state-dir", "", "directory for keys, tokens and certificates")
 	originAddr := fs.String("origin", "127.0.0.1:8000", "demo only: where the demo origin listens")
 	if err := fs.Parse(args); err != nil {

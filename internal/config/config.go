@@ -23,9 +23,13 @@ type Config struct {
 	// Empty: /var/lib/rampart when it can be created, else
 	// $XDG_STATE_HOME/rampart or ~/.local/state/rampart.
 	StateDir string `yaml:"state_dir"`
-	// Mode pins the shield mode: normal, elevated or under_attack.
-	// under_attack challenges every page navigation that has no clearance.
+	// Mode is auto (the shield detects attacks and escalates by itself: see
+	// detect), or pins the mode: normal, elevated (micro-caching, cache keys
+	// without unknown query parameters) or under_attack (also challenges
+	// every page navigation that has no clearance).
 	Mode string `yaml:"mode"`
+	// Detect tunes automatic mode changes (mode: auto).
+	Detect Detect `yaml:"detect"`
 	// TLS configures certificates for listeners with tls: true.
 	TLS TLS `yaml:"tls"`
 	// Client says how the client address is found.
@@ -55,6 +59,34 @@ type Config struct {
 	Log Log `yaml:"log"`
 
 	src *source
+}
+
+// Detect tunes the automatic mode. Once a second the shield compares its
+// traffic with a learned baseline and looks at the origin's health: a surge
+// of requests or of cache misses raises the mode to elevated; an origin that
+// stays in distress (requests queued or turned away by admission control,
+// failing, or down) while elevated raises it to under_attack; the mode steps
+// back down one level after stand_down of calm.
+type Detect struct {
+	// SurgeFactor: traffic this many times its baseline is a surge.
+	SurgeFactor float64 `yaml:"surge_factor"`
+	// MinRate is the request rate (per second) below which there is never
+	// a surge, so a quiet site's small spikes are not attacks.
+	MinRate float64 `yaml:"min_rate"`
+	// MinOriginRate is the same floor for requests that reach the origin.
+	MinOriginRate float64 `yaml:"min_origin_rate"`
+	// ElevateAfter is how many seconds of surge or origin distress in a row
+	// raise the mode to elevated.
+	ElevateAfter int `yaml:"elevate_after"`
+	// AttackAfter is how many seconds of origin distress in a row, while
+	// elevated, raise the mode to under_attack.
+	AttackAfter int `yaml:"attack_after"`
+	// StandDown is how long every signal must stay calm before the mode
+	// steps down one level.
+	StandDown Duration `yaml:"stand_down"`
+	// WarmUp is how long the baseline is learned after start before a
+	// surge counts (origin distress counts at once).
+	WarmUp Duration `yaml:"warm_up"`
 }
 
 // Listener is one public address.

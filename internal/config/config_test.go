@@ -92,7 +92,7 @@ func TestErrorsNamePosition(t *testing.T) {
 		{"duplicate key", "mode: normal\nmode: elevated\n",
 			[]string{`x.yaml:2:1: mode: duplicate key "mode"`}},
 		{"bad mode", "mode: panic\n",
-			[]string{`x.yaml:1:7: mode: must be one of normal, elevated, under_attack, got "panic"`}},
+			[]string{`x.yaml:1:7: mode: must be one of auto, normal, elevated, under_attack, got "panic"`}},
 		{"syntax error", "hardening:\n  a: [1, 2\n",
 			[]string{`x.yaml:`, `YAML syntax`}},
 		{"rule errors", "rules:\n  - name: r1\n    action: smite\n  - name: r1\n    action: limit\n    limit: {rate: fast}\n",

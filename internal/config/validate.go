@@ -104,7 +104,18 @@ func (c *Config) validate(complete bool) ErrorList {
 	if c.Admin.Token != "" && len(c.Admin.Token) < 16 {
 		k.failf("admin.token", "must be at least 16 characters")
 	}
-	k.oneOf("mode", c.Mode, modes...)
+	k.oneOf("mode", c.Mode, append([]string{"auto"}, modes...)...)
+	dt := c.Detect
+	if dt.SurgeFactor <= 1 || dt.SurgeFactor > 1000 {
+		k.failf("detect.surge_factor", "must be above 1 and at most 1000, got %v", dt.SurgeFactor)
+	}
+	if dt.MinRate < 0 || dt.MinOriginRate < 0 {
+		k.failf("detect", "min_rate and min_origin_rate must not be negative")
+	}
+	k.intRange("detect.elevate_after", dt.ElevateAfter, 1, 3600)
+	k.intRange("detect.attack_after", dt.AttackAfter, 1, 3600)
+	k.durRange("detect.stand_down", dt.StandDown, time.Second, 24*time.Hour)
+	k.durRange("detect.warm_up", dt.WarmUp, 0, 24*time.Hour)
 
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		k.failf("tls", "tls.cert_file and tls.key_file go together")

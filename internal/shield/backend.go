@@ -18,6 +18,8 @@ var _ admin.Backend = (*backend)(nil)
 type Status struct {
 	Version        string           `json:"version"`
 	Mode           string           `json:"mode"`
+	ModeAuto       bool             `json:"mode_auto"`
+	ModeReason     string           `json:"mode_reason"`
 	UptimeS        float64          `json:"uptime_s"`
 	Connections    int64            `json:"connections"`
 	RequestsPerS   float64          `json:"requests_per_s"`
@@ -75,6 +77,8 @@ func (s *Shield) Status() Status {
 	st := Status{
 		Version:      s.opt.Version,
 		Mode:         s.Mode().String(),
+		ModeAuto:     s.auto.Load(),
+		ModeReason:   s.ModeReason(),
 		UptimeS:      s.now().Sub(s.started).Seconds(),
 		Connections:  s.edgeStats().Open,
 		RequestsPerS: s.metrics.requestsPerSecond(),

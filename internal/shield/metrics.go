@@ -29,6 +29,7 @@ type metrics struct {
 	missRefused   *prometheus.CounterVec
 	blocksAdded   *prometheus.CounterVec
 	tablePressure prometheus.Counter
+	modeChanges   *prometheus.CounterVec
 	duration      prometheus.Histogram
 	upstream      prometheus.Histogram
 	overhead      prometheus.Histogram
@@ -76,6 +77,10 @@ func newMetrics() *metrics {
 		Name: "rampart_limiter_pressure_events_total",
 		Help: "Times the rate-limit table evicted live keys because it was full (at most one per second counted).",
 	})
+	m.modeChanges = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rampart_mode_changes_total",
+		Help: "Mode changes, by the mode entered (pinned by configuration or chosen by the detector).",
+	}, []string{"mode"})
 	buckets := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 	m.duration = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "rampart_request_duration_seconds", Help: "Time from request to the end of the answer, all requests.", Buckets: buckets,
@@ -87,7 +92,7 @@ func newMetrics() *metrics {
 		Name: "rampart_proxy_overhead_seconds", Help: "Time spent in the shield for requests that reached the origin (total minus origin time).",
 		Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .05},
 	})
-	m.reg.MustRegister(reqs, m.decisions, m.cacheStatus, m.dryRuns, m.missRefused, m.blocksAdded, m.tablePressure, m.duration, m.upstream, m.overhead)
+	m.reg.MustRegister(reqs, m.decisions, m.cacheStatus, m.dryRuns, m.missRefused, m.blocksAdded, m.tablePressure, m.modeChanges, m.duration, m.upstream, m.overhead)
 	m.lastT = time.Now()
 	return m
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/rampart-shield/rampart/internal/cache"
 	"github.com/rampart-shield/rampart/internal/challenge"
 	"github.com/rampart-shield/rampart/internal/config"
+	"github.com/rampart-shield/rampart/internal/detect"
 	"github.com/rampart-shield/rampart/internal/iplist"
 	"github.com/rampart-shield/rampart/internal/limiter"
 	"github.com/rampart-shield/rampart/internal/netx"
@@ -58,7 +59,12 @@ type Shield struct {
 	cfg atomic.Pointer[config.Config]
 	rt  atomic.Pointer[runtime]
 
-	mode      atomic.Uint32
+	mode atomic.Uint32
+	// auto is true while the detector chooses the mode (mode: auto).
+	auto      atomic.Bool
+	detector  *detect.Detector // guarded by modeMu
+	modeMu    sync.Mutex
+	modeWhy   atomic.Pointer[string]
 	engine    *policy.Engine
 	blocks    *iplist.Blocks
 	lists     *listSet
@@ -138,7 +144,7 @@ func New(cfg *config.Config, o Options) (*Shield, error) {
 	s.access = newAccessLog(s.log, cfg.Log)
 	s.metrics = newMetrics()
 
-	mode, _ := verdict.ParseMode(cfg.Mode)
+	mode, _ := verdict.ParseMode(cfg.Mode) // auto starts in normal
 	s.mode.Store(uint32(mode))
 
 	var err error
@@ -247,8 +253,15 @@ func (s *Shield) apply(cfg *config.Config) error {
 	s.cfg.Store(cfg)
 	s.level.Set(logLevel(cfg.Log.Level))
 	s.access.configure(cfg.Log)
-	mode, _ := verdict.ParseMode(cfg.Mode)
-	s.SetMode(mode)
+	if cfg.Mode == "auto" {
+		if err := s.startDetector(cfg); err != nil {
+			return err
+		}
+	} else {
+		s.auto.Store(false)
+		mode, _ := verdict.ParseMode(cfg.Mode)
+		s.setMode(mode, "pinned by the configuration")
+	}
 	return nil
 }
 
@@ -365,6 +378,8 @@ func (s *Shield) startAdmin(cfg *config.Config) error {
 func (s *Shield) background(ctx context.Context) {
 	sweep := time.NewTicker(2 * time.Second)
 	defer sweep.Stop()
+	second := time.NewTicker(time.Second)
+	defer second.Stop()
 	cfg := s.cfg.Load()
 	watch := time.NewTicker(cfg.Lists.WatchInterval.D())
 	defer watch.Stop()
@@ -372,6 +387,8 @@ func (s *Shield) background(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-second.C:
+			s.observe()
 		case <-sweep.C:
 			s.blocks.Sweep()
 			s.metrics.tick(s)
@@ -416,12 +433,81 @@ func (s *Shield) Logger() *slog.Logger { return s.log }
 // Mode returns the current mode.
 func (s *Shield) Mode() verdict.Mode { return verdict.Mode(s.mode.Load()) }
 
-// SetMode changes the mode (the config pins it; a later detector moves it).
+// SetMode pins the mode, as mode: normal|elevated|under_attack does.
 func (s *Shield) SetMode(m verdict.Mode) {
+	s.auto.Store(false)
+	s.setMode(m, "pinned")
+}
+
+func (s *Shield) setMode(m verdict.Mode, why string) {
+	s.modeWhy.Store(&why)
 	if old := verdict.Mode(s.mode.Swap(uint32(m))); old != m {
-		s.log.Warn("mode changed", "from", old.String(), "to", m.String())
+		s.log.Warn("mode changed", "from", old.String(), "to", m.String(), "why", why)
+		s.metrics.modeChanges.WithLabelValues(m.String()).Inc()
 	}
 	s.challenge.SetMode(m)
+}
+
+// startDetector (re)starts automatic mode changes with cfg's tuning. A
+// detector already running keeps its baseline when only the tuning changed.
+func (s *Shield) startDetector(cfg *config.Config) error {
+	d := cfg.Detect
+	warm := d.WarmUp.D()
+	if warm == 0 {
+		warm = -1 // the configuration's 0 means no warm-up
+	}
+	det, err := detect.New(detect.Options{
+		SurgeFactor: d.SurgeFactor, MinRate: d.MinRate, MinOriginRate: d.MinOriginRate,
+		ElevateAfter: d.ElevateAfter, AttackAfter: d.AttackAfter,
+		StandDown: d.StandDown.D(), WarmUp: warm,
+	})
+	if err != nil {
+		return err
+	}
+	s.modeMu.Lock()
+	defer s.modeMu.Unlock()
+	if s.detector == nil || !s.auto.Load() {
+		s.detector = det
+		s.setMode(verdict.ModeNormal, "auto: starting")
+	}
+	s.auto.Store(true)
+	return nil
+}
+
+// observe feeds the detector one reading; the background loop calls it
+// every second.
+func (s *Shield) observe() {
+	if !s.auto.Load() {
+		return
+	}
+	sample := detect.Sample{Time: s.now(), Requests: s.metrics.count.Load(), OriginDown: !s.pool.Healthy()}
+	for _, u := range s.pool.Health() {
+		sample.OriginRequests += u.Requests
+		sample.OriginFailures += u.Failures
+	}
+	if s.admission != nil {
+		as := s.admission.Stats()
+		for c := range as.Queued {
+			sample.Queued += as.Queued[c]
+			sample.Shed += as.Rejected[c] + as.TimedOut[c] + as.Shed[c]
+		}
+	}
+	s.modeMu.Lock()
+	defer s.modeMu.Unlock()
+	if s.detector == nil || !s.auto.Load() {
+		return
+	}
+	if m, changed := s.detector.Observe(sample); changed {
+		s.setMode(m, "auto: "+s.detector.Reason())
+	}
+}
+
+// ModeReason says why the mode is what it is.
+func (s *Shield) ModeReason() string {
+	if p := s.modeWhy.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // Reload installs a new configuration. Parts that cannot change on a running

@@ -1,0 +1,245 @@
+// Package detect decides the shield's mode by itself. Once a second it is
+// given a Sample of the shield's counters and compares the traffic with its
+// own baseline and the origin's health: a surge of requests or of cache
+// misses raises the mode to elevated (micro-caching, cache keys without
+// unknown query parameters); an origin that stays in distress while elevated
+// raises it to under_attack (every navigation without a clearance is
+// challenged); when the signals have been quiet for a while the mode steps
+// back down, one level at a time. It only decides: the shield applies the
+// mode, and nothing here is on the request path.
+package detect
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/rampart-shield/rampart/internal/verdict"
+)
+
+// Sample is a reading of the shield's cumulative counters and gauges.
+type Sample struct {
+	// Time of the reading.
+	Time time.Time
+	// Requests answered in all (cumulative).
+	Requests uint64
+	// OriginRequests sent to the origin (cumulative): cache misses and
+	// uncacheable requests.
+	OriginRequests uint64
+	// OriginFailures are requests the origin failed (connection errors,
+	// timeouts, 502/503/504; cumulative).
+	OriginFailures uint64
+	// Shed are requests admission control turned away or timed out in its
+	// queue (cumulative).
+	Shed uint64
+	// Queued is the number of requests waiting for the origin now.
+	Queued int
+	// OriginDown reports that no origin target can take requests.
+	OriginDown bool
+}
+
+// Options tunes the detector. Zero fields take the defaults below.
+type Options struct {
+	// SurgeFactor: a request (or origin request) rate this many times its
+	// baseline is a surge. Default 4.
+	SurgeFactor float64
+	// MinRate is the request rate below which there is never a surge, so
+	// a small site's quiet night does not turn ten visitors into an
+	// attack. Default 100/s.
+	MinRate float64
+	// MinOriginRate is the same floor for requests to the origin. Default 50/s.
+	MinOriginRate float64
+	// FailureShare of origin requests failing is distress. Default 0.1.
+	FailureShare float64
+	// QueueDepth is the number of requests waiting for the origin that is
+	// distress; a shorter queue is an ordinary burst. Default 32.
+	QueueDepth int
+	// ElevateAfter is how many consecutive seconds of surge or distress
+	// raise the mode to elevated. Default 2.
+	ElevateAfter int
+	// AttackAfter is how many consecutive seconds of origin distress while
+	// elevated raise it to under_attack. Default 5.
+	AttackAfter int
+	// StandDown is how long every signal must stay quiet before the mode
+	// steps down one level. Default 60s.
+	StandDown time.Duration
+	// WarmUp is how long the detector learns the baseline before a surge
+	// counts (origin distress counts from the start). Default 30s;
+	// negative means none.
+	WarmUp time.Duration
+	// BaselineHalfLife is how fast the baseline follows normal traffic.
+	// Default 10m; it only learns while the mode is normal and no signal
+	// is up, so an attack does not become the new normal.
+	BaselineHalfLife time.Duration
+}
+
+func (o *Options) fill() error {
+	def := func(v *float64, d float64) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&o.SurgeFactor, 4)
+	def(&o.MinRate, 100)
+	def(&o.MinOriginRate, 50)
+	def(&o.FailureShare, 0.1)
+	if o.QueueDepth == 0 {
+		o.QueueDepth = 32
+	}
+	if o.ElevateAfter == 0 {
+		o.ElevateAfter = 2
+	}
+	if o.AttackAfter == 0 {
+		o.AttackAfter = 5
+	}
+	if o.StandDown == 0 {
+		o.StandDown = 60 * time.Second
+	}
+	if o.WarmUp == 0 {
+		o.WarmUp = 30 * time.Second
+	} else if o.WarmUp < 0 {
+		o.WarmUp = 0
+	}
+	if o.BaselineHalfLife == 0 {
+		o.BaselineHalfLife = 10 * time.Minute
+	}
+	switch {
+	case o.SurgeFactor <= 1:
+		return errors.New("detect: SurgeFactor must be above 1")
+	case o.MinRate < 0 || o.MinOriginRate < 0:
+		return errors.New("detect: rates must not be negative")
+	case o.FailureShare <= 0 || o.FailureShare > 1:
+		return errors.New("detect: FailureShare must be in (0, 1]")
+	case o.ElevateAfter < 1 || o.AttackAfter < 1:
+		return errors.New("detect: ElevateAfter and AttackAfter must be at least 1")
+	case o.StandDown < 0 || o.BaselineHalfLife < time.Second:
+		return errors.New("detect: bad duration")
+	}
+	return nil
+}
+
+// Detector holds the baseline and the mode. It is not safe for concurrent
+// use: the shield calls Observe from one goroutine.
+type Detector struct {
+	o     Options
+	mode  verdict.Mode
+	start time.Time
+	last  Sample
+	have  bool
+
+	baseReq, baseOrigin float64 // requests per second
+	seeded              bool
+	surgeRun, distress  int
+	quietSince          time.Time
+	reason              string
+}
+
+// New returns a detector in normal mode.
+func New(o Options) (*Detector, error) {
+	if err := o.fill(); err != nil {
+		return nil, err
+	}
+	return &Detector{o: o}, nil
+}
+
+// Mode returns the current mode.
+func (d *Detector) Mode() verdict.Mode { return d.mode }
+
+// Reason says why the mode is what it is, for logs and the status API.
+func (d *Detector) Reason() string { return d.reason }
+
+// Baseline returns the learned request and origin-request rates.
+func (d *Detector) Baseline() (requests, origin float64) { return d.baseReq, d.baseOrigin }
+
+// Observe takes a new reading and returns the mode and whether it changed.
+func (d *Detector) Observe(s Sample) (verdict.Mode, bool) {
+	if !d.have {
+		d.last, d.have, d.start = s, true, s.Time
+		d.quietSince = s.Time
+		d.reason = "starting"
+		return d.mode, false
+	}
+	dt := s.Time.Sub(d.last.Time).Seconds()
+	if dt <= 0 {
+		return d.mode, false
+	}
+	rate := float64(s.Requests-d.last.Requests) / dt
+	origin := float64(s.OriginRequests-d.last.OriginRequests) / dt
+	failed := float64(s.OriginFailures-d.last.OriginFailures) / dt
+	shed := s.Shed - d.last.Shed
+	d.last = s
+
+	warm := s.Time.Sub(d.start) >= d.o.WarmUp
+	surge := ""
+	if warm {
+		switch {
+		case rate > d.o.MinRate && rate > d.o.SurgeFactor*d.baseReq:
+			surge = fmt.Sprintf("request surge: %.0f/s against a baseline of %.0f/s", rate, d.baseReq)
+		case origin > d.o.MinOriginRate && origin > d.o.SurgeFactor*d.baseOrigin:
+			surge = fmt.Sprintf("cache-miss surge: %.0f/s to the origin against a baseline of %.0f/s", origin, d.baseOrigin)
+		}
+	}
+	distressed := ""
+	switch {
+	case s.OriginDown:
+		distressed = "the origin is down"
+	case shed > 0:
+		distressed = fmt.Sprintf("admission control turned %d requests away", shed)
+	case s.Queued >= d.o.QueueDepth:
+		distressed = fmt.Sprintf("%d requests queued for the origin", s.Queued)
+	case origin > 1 && failed > 1 && failed >= d.o.FailureShare*origin:
+		distressed = fmt.Sprintf("the origin fails %.0f of %.0f requests a second", failed, origin)
+	}
+
+	if surge != "" || distressed != "" {
+		d.surgeRun++
+		d.quietSince = s.Time
+	} else {
+		d.surgeRun = 0
+	}
+	if distressed != "" {
+		d.distress++
+	} else {
+		d.distress = 0
+	}
+
+	// Learn the baseline only from calm, normal traffic.
+	if d.mode == verdict.ModeNormal && surge == "" && distressed == "" {
+		alpha := 1 - math.Exp(-dt*math.Ln2/d.o.BaselineHalfLife.Seconds())
+		if !warm {
+			// During warm-up, the plain mean so far.
+			n := s.Time.Sub(d.start).Seconds()
+			alpha = math.Min(1, dt/math.Max(n, dt))
+		}
+		if !d.seeded {
+			d.baseReq, d.baseOrigin, d.seeded = rate, origin, true
+		} else {
+			d.baseReq += alpha * (rate - d.baseReq)
+			d.baseOrigin += alpha * (origin - d.baseOrigin)
+		}
+	}
+
+	prev := d.mode
+	switch {
+	case d.mode < verdict.ModeElevated && d.surgeRun >= d.o.ElevateAfter:
+		d.mode = verdict.ModeElevated
+		d.reason = firstOf(surge, distressed)
+		d.distress = 0 // under_attack needs distress that outlasts elevated mode
+	case d.mode == verdict.ModeElevated && d.distress >= d.o.AttackAfter:
+		d.mode = verdict.ModeUnderAttack
+		d.reason = distressed + " while elevated"
+	case d.mode > verdict.ModeNormal && s.Time.Sub(d.quietSince) >= d.o.StandDown:
+		d.mode--
+		d.quietSince = s.Time
+		d.reason = fmt.Sprintf("quiet for %v", d.o.StandDown)
+	}
+	return d.mode, d.mode != prev
+}
+
+func firstOf(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

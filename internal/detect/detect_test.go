@@ -1,0 +1,163 @@
+package detect
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-shield/rampart/internal/verdict"
+)
+
+// feed drives a detector with a synthetic second-by-second traffic shape.
+type feed struct {
+	t *testing.T
+	d *Detector
+	s Sample
+}
+
+func newFeed(t *testing.T, o Options) *feed {
+	d, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &feed{t: t, d: d, s: Sample{Time: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}}
+	d.Observe(f.s)
+	return f
+}
+
+// second advances one second with rate requests, of which origin went to
+// the origin, and applies mutate to the gauges; it returns the mode.
+func (f *feed) second(rate, origin uint64, mutate func(*Sample)) verdict.Mode {
+	f.s.Time = f.s.Time.Add(time.Second)
+	f.s.Requests += rate
+	f.s.OriginRequests += origin
+	f.s.Queued, f.s.OriginDown = 0, false
+	if mutate != nil {
+		mutate(&f.s)
+	}
+	m, _ := f.d.Observe(f.s)
+	return m
+}
+
+func (f *feed) run(n int, rate, origin uint64, mutate func(*Sample)) verdict.Mode {
+	var m verdict.Mode
+	for range n {
+		m = f.second(rate, origin, mutate)
+	}
+	return m
+}
+
+func TestSurgeElevatesThenStandsDown(t *testing.T) {
+	f := newFeed(t, Options{})
+	if m := f.run(60, 200, 40, nil); m != verdict.ModeNormal {
+		t.Fatalf("steady traffic: %v", m)
+	}
+	if b, _ := f.d.Baseline(); b < 190 || b > 210 {
+		t.Fatalf("baseline %v, want about 200", b)
+	}
+	if m := f.second(3000, 40, nil); m != verdict.ModeNormal {
+		t.Fatalf("one second of surge is not yet an attack: %v", m)
+	}
+	if m := f.second(3000, 40, nil); m != verdict.ModeElevated {
+		t.Fatalf("two seconds of surge: %v", m)
+	}
+	if !strings.Contains(f.d.Reason(), "request surge") {
+		t.Errorf("reason %q", f.d.Reason())
+	}
+	// The surge goes on for a minute: the baseline must not learn it.
+	f.run(60, 3000, 40, nil)
+	if b, _ := f.d.Baseline(); b > 210 {
+		t.Fatalf("the attack became the baseline: %v", b)
+	}
+	if m := f.d.Mode(); m != verdict.ModeElevated {
+		t.Fatalf("a surge without origin distress stays elevated: %v", m)
+	}
+	// Quiet: one level down after StandDown.
+	if m := f.run(59, 200, 40, nil); m != verdict.ModeElevated {
+		t.Fatalf("stood down too early: %v", m)
+	}
+	if m := f.second(200, 40, nil); m != verdict.ModeNormal {
+		t.Fatalf("after 60 quiet seconds: %v", m)
+	}
+}
+
+func TestDistressEscalatesToUnderAttack(t *testing.T) {
+	f := newFeed(t, Options{})
+	f.run(40, 100, 30, nil)
+	queued := func(s *Sample) { s.Queued = 40 }
+	if m := f.run(2, 1500, 1400, queued); m != verdict.ModeElevated {
+		t.Fatalf("surge with a queue: %v", m)
+	}
+	if m := f.run(4, 1500, 1400, queued); m != verdict.ModeElevated {
+		t.Fatalf("escalated before AttackAfter: %v", m)
+	}
+	if m := f.second(1500, 1400, queued); m != verdict.ModeUnderAttack {
+		t.Fatalf("5 s of distress while elevated: %v", m)
+	}
+	// The challenge works: traffic still high, but the origin is fine.
+	if m := f.run(59, 1500, 10, nil); m != verdict.ModeUnderAttack {
+		t.Fatalf("stood down while the surge goes on: %v", m)
+	}
+	// Traffic back to normal: two steps down, a minute each.
+	f.run(61, 100, 30, nil)
+	if m := f.d.Mode(); m != verdict.ModeElevated {
+		t.Fatalf("first step down: %v", m)
+	}
+	if m := f.run(61, 100, 30, nil); m != verdict.ModeNormal {
+		t.Fatalf("second step down: %v", m)
+	}
+}
+
+func TestOriginDistressCountsDuringWarmUp(t *testing.T) {
+	f := newFeed(t, Options{})
+	down := func(s *Sample) { s.OriginDown = true }
+	if m := f.run(2, 10, 0, down); m != verdict.ModeElevated || !strings.Contains(f.d.Reason(), "down") {
+		t.Fatalf("origin down at start: %v %q", f.d.Mode(), f.d.Reason())
+	}
+	failing := func(s *Sample) { s.OriginFailures += 30 }
+	f2 := newFeed(t, Options{})
+	if m := f2.run(2, 200, 100, failing); m != verdict.ModeElevated {
+		t.Fatalf("30%% origin failures: %v", m)
+	}
+	shed := func(s *Sample) { s.Shed += 5 }
+	f3 := newFeed(t, Options{})
+	if m := f3.run(2, 200, 100, shed); m != verdict.ModeElevated {
+		t.Fatalf("admission shedding: %v", m)
+	}
+}
+
+func TestShortQueueIsNotDistress(t *testing.T) {
+	f := newFeed(t, Options{})
+	if m := f.run(10, 20, 10, func(s *Sample) { s.Queued = 5 }); m != verdict.ModeNormal {
+		t.Fatalf("a short queue raised the mode: %v", m)
+	}
+}
+
+func TestSmallSitesAndWarmUp(t *testing.T) {
+	f := newFeed(t, Options{})
+	f.run(60, 5, 2, nil)
+	// Ten times the usual, but still a trickle: no attack.
+	if m := f.run(10, 50, 20, nil); m != verdict.ModeNormal {
+		t.Fatalf("a trickle became an attack: %v", m)
+	}
+	// A busy site starting up is not a surge during warm-up.
+	g := newFeed(t, Options{})
+	if m := g.run(29, 2000, 300, nil); m != verdict.ModeNormal {
+		t.Fatalf("a busy site's first seconds: %v", m)
+	}
+	if m := g.run(30, 2000, 300, nil); m != verdict.ModeNormal {
+		t.Fatalf("steady busy traffic after warm-up: %v", m)
+	}
+	// A cache-miss surge with steady request rate still elevates.
+	if m := g.run(2, 2000, 1900, nil); m != verdict.ModeElevated || !strings.Contains(g.d.Reason(), "cache-miss") {
+		t.Fatalf("miss surge: %v %q", g.d.Mode(), g.d.Reason())
+	}
+}
+
+func TestOptionsValidated(t *testing.T) {
+	for _, o := range []Options{{SurgeFactor: 0.5}, {FailureShare: 2}, {MinRate: -1}, {BaselineHalfLife: time.Millisecond}} {
+		if _, err := New(o); err == nil {
+			t.Errorf("accepted %+v", o)
+		}
+	}
+}
