@@ -65,8 +65,8 @@ type Config struct {
 // traffic with a learned baseline and looks at the origin's health: a surge
 // of requests or of cache misses raises the mode to elevated; an origin that
 // stays in distress (requests queued or turned away by admission control,
-// failing, or down) while elevated raises it to under_attack; the mode steps
-// back down one level after stand_down of calm.
+// failing, or down) while elevated, or an extreme surge, raises it to
+// under_attack; the mode steps back down one level after stand_down of calm.
 type Detect struct {
 	// SurgeFactor: traffic this many times its baseline is a surge.
 	SurgeFactor float64 `yaml:"surge_factor"`
@@ -81,11 +81,23 @@ type Detect struct {
 	// AttackAfter is how many seconds of origin distress in a row, while
 	// elevated, raise the mode to under_attack.
 	AttackAfter int `yaml:"attack_after"`
+	// ExtremeFactor: a request rate this many times the baseline (and above
+	// ExtremeMinRate) for ExtremeAfter seconds in a row raises the mode to
+	// under_attack even while the origin copes: a flood the cache cannot
+	// absorb (POSTs, searches) will wear it down.
+	ExtremeFactor float64 `yaml:"extreme_factor"`
+	// ExtremeMinRate is the request rate (per second) below which no surge
+	// is extreme.
+	ExtremeMinRate float64 `yaml:"extreme_min_rate"`
+	// ExtremeAfter is how many seconds an extreme surge must last.
+	ExtremeAfter int `yaml:"extreme_after"`
 	// StandDown is how long every signal must stay calm before the mode
 	// steps down one level.
 	StandDown Duration `yaml:"stand_down"`
-	// WarmUp is how long the baseline is learned after start before a
-	// surge counts (origin distress counts at once).
+	// WarmUp is how long after start a surge does not count (origin
+	// distress always counts). With none, the baseline starts at zero: a
+	// busy site that restarts begins elevated (harmless: micro-caching) and
+	// steps down once the baseline has learned its traffic.
 	WarmUp Duration `yaml:"warm_up"`
 }
 

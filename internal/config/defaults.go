@@ -34,9 +34,10 @@ func Default() *Config {
 		Admin: Admin{Listen: "127.0.0.1:9901"},
 		Mode:  "auto",
 		Detect: Detect{
-			SurgeFactor: 4, MinRate: 100, MinOriginRate: 50,
-			ElevateAfter: 2, AttackAfter: 5,
-			StandDown: Duration(time.Minute), WarmUp: Duration(30 * time.Second),
+			SurgeFactor: 3, MinRate: 50, MinOriginRate: 25,
+			ElevateAfter: 2, AttackAfter: 3,
+			ExtremeFactor: 10, ExtremeMinRate: 500, ExtremeAfter: 10,
+			StandDown: Duration(time.Minute),
 		},
 		TLS:          TLS{MinVersion: "1.2"},
 		Client:       Client{PrefixV4: 24, PrefixV6: 64},

@@ -114,6 +114,10 @@ func (c *Config) validate(complete bool) ErrorList {
 	}
 	k.intRange("detect.elevate_after", dt.ElevateAfter, 1, 3600)
 	k.intRange("detect.attack_after", dt.AttackAfter, 1, 3600)
+	k.intRange("detect.extreme_after", dt.ExtremeAfter, 1, 3600)
+	if dt.ExtremeFactor <= 1 || dt.ExtremeMinRate < 0 {
+		k.failf("detect.extreme_factor", "must be above 1 (and extreme_min_rate not negative)")
+	}
 	k.durRange("detect.stand_down", dt.StandDown, time.Second, 24*time.Hour)
 	k.durRange("detect.warm_up", dt.WarmUp, 0, 24*time.Hour)
 

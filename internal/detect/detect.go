@@ -4,8 +4,9 @@
 // misses raises the mode to elevated (micro-caching, cache keys without
 // unknown query parameters); an origin that stays in distress while elevated
 // raises it to under_attack (every navigation without a clearance is
-// challenged); when the signals have been quiet for a while the mode steps
-// back down, one level at a time. It only decides: the shield applies the
+// challenged), and so does an extreme, sustained surge (a flood the cache
+// cannot absorb, such as POSTs); when the signals have been quiet for a while
+// the mode steps back down, one level at a time. It only decides: the shield applies the
 // mode, and nothing here is on the request path.
 package detect
 
@@ -42,14 +43,22 @@ type Sample struct {
 // Options tunes the detector. Zero fields take the defaults below.
 type Options struct {
 	// SurgeFactor: a request (or origin request) rate this many times its
-	// baseline is a surge. Default 4.
+	// baseline is a surge. Default 3: elevated mode is cheap (micro-caching
+	// for anonymous visitors), so it may come early.
 	SurgeFactor float64
 	// MinRate is the request rate below which there is never a surge, so
 	// a small site's quiet night does not turn ten visitors into an
-	// attack. Default 100/s.
+	// attack. Default 50/s.
 	MinRate float64
-	// MinOriginRate is the same floor for requests to the origin. Default 50/s.
+	// MinOriginRate is the same floor for requests to the origin. Default 25/s.
 	MinOriginRate float64
+	// ExtremeFactor and ExtremeMinRate: a request rate this many times the
+	// baseline and above this floor, for ExtremeAfter seconds in a row, is
+	// an attack even if the origin copes (a flood the cache cannot absorb
+	// will wear it down). Defaults 10, 500/s and 10.
+	ExtremeFactor  float64
+	ExtremeMinRate float64
+	ExtremeAfter   int
 	// FailureShare of origin requests failing is distress. Default 0.1.
 	FailureShare float64
 	// QueueDepth is the number of requests waiting for the origin that is
@@ -64,9 +73,10 @@ type Options struct {
 	// StandDown is how long every signal must stay quiet before the mode
 	// steps down one level. Default 60s.
 	StandDown time.Duration
-	// WarmUp is how long the detector learns the baseline before a surge
-	// counts (origin distress counts from the start). Default 30s;
-	// negative means none.
+	// WarmUp is how long after start a surge does not count (origin
+	// distress always counts). Default none: the baseline starts at zero, so
+	// a busy site that restarts begins in elevated mode (harmless) and
+	// steps down once the baseline has learned its traffic.
 	WarmUp time.Duration
 	// BaselineHalfLife is how fast the baseline follows normal traffic.
 	// Default 10m; it only learns while the mode is normal and no signal
@@ -80,9 +90,14 @@ func (o *Options) fill() error {
 			*v = d
 		}
 	}
-	def(&o.SurgeFactor, 4)
-	def(&o.MinRate, 100)
-	def(&o.MinOriginRate, 50)
+	def(&o.SurgeFactor, 3)
+	def(&o.MinRate, 50)
+	def(&o.MinOriginRate, 25)
+	def(&o.ExtremeFactor, 10)
+	def(&o.ExtremeMinRate, 500)
+	if o.ExtremeAfter == 0 {
+		o.ExtremeAfter = 10
+	}
 	def(&o.FailureShare, 0.1)
 	if o.QueueDepth == 0 {
 		o.QueueDepth = 32
@@ -91,22 +106,22 @@ func (o *Options) fill() error {
 		o.ElevateAfter = 2
 	}
 	if o.AttackAfter == 0 {
-		o.AttackAfter = 5
+		o.AttackAfter = 3
 	}
 	if o.StandDown == 0 {
 		o.StandDown = 60 * time.Second
 	}
-	if o.WarmUp == 0 {
-		o.WarmUp = 30 * time.Second
-	} else if o.WarmUp < 0 {
+	if o.WarmUp < 0 {
 		o.WarmUp = 0
 	}
 	if o.BaselineHalfLife == 0 {
 		o.BaselineHalfLife = 10 * time.Minute
 	}
 	switch {
-	case o.SurgeFactor <= 1:
-		return errors.New("detect: SurgeFactor must be above 1")
+	case o.SurgeFactor <= 1 || o.ExtremeFactor <= 1:
+		return errors.New("detect: SurgeFactor and ExtremeFactor must be above 1")
+	case o.ExtremeAfter < 1:
+		return errors.New("detect: ExtremeAfter must be at least 1")
 	case o.MinRate < 0 || o.MinOriginRate < 0:
 		return errors.New("detect: rates must not be negative")
 	case o.FailureShare <= 0 || o.FailureShare > 1:
@@ -131,6 +146,7 @@ type Detector struct {
 	baseReq, baseOrigin float64 // requests per second
 	seeded              bool
 	surgeRun, distress  int
+	extremeRun          int
 	quietSince          time.Time
 	reason              string
 }
@@ -203,9 +219,19 @@ func (d *Detector) Observe(s Sample) (verdict.Mode, bool) {
 	} else {
 		d.distress = 0
 	}
+	extreme := ""
+	if warm && rate > d.o.ExtremeMinRate && rate > d.o.ExtremeFactor*d.baseReq {
+		d.extremeRun++
+		extreme = fmt.Sprintf("extreme surge: %.0f/s against a baseline of %.0f/s", rate, d.baseReq)
+	} else {
+		d.extremeRun = 0
+	}
 
-	// Learn the baseline only from calm, normal traffic.
-	if d.mode == verdict.ModeNormal && surge == "" && distressed == "" {
+	// Learn the baseline from calm traffic: in normal mode without a
+	// surge, and in elevated mode while the origin copes (an absorbed flood
+	// slowly becomes normal, so the mode can come down; if the flood then
+	// hurts the origin, distress raises it again). Never under attack.
+	if distressed == "" && (d.mode == verdict.ModeNormal && surge == "" || d.mode == verdict.ModeElevated) {
 		alpha := 1 - math.Exp(-dt*math.Ln2/d.o.BaselineHalfLife.Seconds())
 		if !warm {
 			// During warm-up, the plain mean so far.
@@ -229,6 +255,9 @@ func (d *Detector) Observe(s Sample) (verdict.Mode, bool) {
 	case d.mode == verdict.ModeElevated && d.distress >= d.o.AttackAfter:
 		d.mode = verdict.ModeUnderAttack
 		d.reason = distressed + " while elevated"
+	case d.mode < verdict.ModeUnderAttack && d.extremeRun >= d.o.ExtremeAfter:
+		d.mode = verdict.ModeUnderAttack
+		d.reason = extreme
 	case d.mode > verdict.ModeNormal && s.Time.Sub(d.quietSince) >= d.o.StandDown:
 		d.mode--
 		d.quietSince = s.Time

@@ -49,25 +49,31 @@ func (f *feed) run(n int, rate, origin uint64, mutate func(*Sample)) verdict.Mod
 
 func TestSurgeElevatesThenStandsDown(t *testing.T) {
 	f := newFeed(t, Options{})
-	if m := f.run(60, 200, 40, nil); m != verdict.ModeNormal {
-		t.Fatalf("steady traffic: %v", m)
+	// The baseline starts at zero: a busy start is elevated at first, then
+	// the baseline learns the traffic and the mode stands down.
+	if m := f.run(3, 200, 40, nil); m != verdict.ModeElevated {
+		t.Fatalf("busy start: %v", m)
+	}
+	if m := f.run(70, 200, 40, nil); m != verdict.ModeNormal {
+		t.Fatalf("steady traffic after a minute: %v", m)
 	}
 	if b, _ := f.d.Baseline(); b < 190 || b > 210 {
 		t.Fatalf("baseline %v, want about 200", b)
 	}
-	if m := f.second(3000, 40, nil); m != verdict.ModeNormal {
+	if m := f.second(1500, 40, nil); m != verdict.ModeNormal {
 		t.Fatalf("one second of surge is not yet an attack: %v", m)
 	}
-	if m := f.second(3000, 40, nil); m != verdict.ModeElevated {
+	if m := f.second(1500, 40, nil); m != verdict.ModeElevated {
 		t.Fatalf("two seconds of surge: %v", m)
 	}
 	if !strings.Contains(f.d.Reason(), "request surge") {
 		t.Errorf("reason %q", f.d.Reason())
 	}
-	// The surge goes on for a minute: the baseline must not learn it.
-	f.run(60, 3000, 40, nil)
-	if b, _ := f.d.Baseline(); b > 210 {
-		t.Fatalf("the attack became the baseline: %v", b)
+	// The surge goes on for a minute (7.5x, short of extreme): elevated
+	// mode absorbs it; the baseline creeps up only slowly.
+	f.run(60, 1500, 40, nil)
+	if b, _ := f.d.Baseline(); b > 400 {
+		t.Fatalf("the attack became the baseline within a minute: %v", b)
 	}
 	if m := f.d.Mode(); m != verdict.ModeElevated {
 		t.Fatalf("a surge without origin distress stays elevated: %v", m)
@@ -83,19 +89,22 @@ func TestSurgeElevatesThenStandsDown(t *testing.T) {
 
 func TestDistressEscalatesToUnderAttack(t *testing.T) {
 	f := newFeed(t, Options{})
-	f.run(40, 100, 30, nil)
+	f.run(100, 100, 30, nil)
+	if m := f.d.Mode(); m != verdict.ModeNormal {
+		t.Fatalf("calm: %v", m)
+	}
 	queued := func(s *Sample) { s.Queued = 40 }
-	if m := f.run(2, 1500, 1400, queued); m != verdict.ModeElevated {
+	if m := f.run(2, 600, 500, queued); m != verdict.ModeElevated {
 		t.Fatalf("surge with a queue: %v", m)
 	}
-	if m := f.run(4, 1500, 1400, queued); m != verdict.ModeElevated {
+	if m := f.run(2, 600, 500, queued); m != verdict.ModeElevated {
 		t.Fatalf("escalated before AttackAfter: %v", m)
 	}
-	if m := f.second(1500, 1400, queued); m != verdict.ModeUnderAttack {
-		t.Fatalf("5 s of distress while elevated: %v", m)
+	if m := f.second(600, 500, queued); m != verdict.ModeUnderAttack {
+		t.Fatalf("3 s of distress while elevated: %v", m)
 	}
 	// The challenge works: traffic still high, but the origin is fine.
-	if m := f.run(59, 1500, 10, nil); m != verdict.ModeUnderAttack {
+	if m := f.run(59, 600, 10, nil); m != verdict.ModeUnderAttack {
 		t.Fatalf("stood down while the surge goes on: %v", m)
 	}
 	// Traffic back to normal: two steps down, a minute each.
@@ -140,8 +149,8 @@ func TestSmallSitesAndWarmUp(t *testing.T) {
 	if m := f.run(10, 50, 20, nil); m != verdict.ModeNormal {
 		t.Fatalf("a trickle became an attack: %v", m)
 	}
-	// A busy site starting up is not a surge during warm-up.
-	g := newFeed(t, Options{})
+	// With a warm-up, a busy site starting up is not a surge.
+	g := newFeed(t, Options{WarmUp: 30 * time.Second})
 	if m := g.run(29, 2000, 300, nil); m != verdict.ModeNormal {
 		t.Fatalf("a busy site's first seconds: %v", m)
 	}
@@ -151,6 +160,26 @@ func TestSmallSitesAndWarmUp(t *testing.T) {
 	// A cache-miss surge with steady request rate still elevates.
 	if m := g.run(2, 2000, 1900, nil); m != verdict.ModeElevated || !strings.Contains(g.d.Reason(), "cache-miss") {
 		t.Fatalf("miss surge: %v %q", g.d.Mode(), g.d.Reason())
+	}
+}
+
+// TestExtremeSurge: a flood the origin copes with (the cache absorbs it,
+// or it is cheap POSTs) but ten times the baseline for ten seconds is an
+// attack.
+func TestExtremeSurge(t *testing.T) {
+	f := newFeed(t, Options{})
+	f.run(100, 60, 20, nil)
+	if m := f.run(9, 1200, 20, nil); m != verdict.ModeElevated {
+		t.Fatalf("9 s of 20x: %v", m)
+	}
+	if m := f.second(1200, 20, nil); m != verdict.ModeUnderAttack || !strings.Contains(f.d.Reason(), "extreme") {
+		t.Fatalf("10 s of 20x: %v %q", m, f.d.Reason())
+	}
+	// Below the absolute floor, ten times is not extreme.
+	g := newFeed(t, Options{})
+	g.run(100, 20, 5, nil)
+	if m := g.run(20, 300, 5, nil); m != verdict.ModeElevated {
+		t.Fatalf("15x of a small site: %v", m)
 	}
 }
 

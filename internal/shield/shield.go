@@ -459,6 +459,7 @@ func (s *Shield) startDetector(cfg *config.Config) error {
 	det, err := detect.New(detect.Options{
 		SurgeFactor: d.SurgeFactor, MinRate: d.MinRate, MinOriginRate: d.MinOriginRate,
 		ElevateAfter: d.ElevateAfter, AttackAfter: d.AttackAfter,
+		ExtremeFactor: d.ExtremeFactor, ExtremeMinRate: d.ExtremeMinRate, ExtremeAfter: d.ExtremeAfter,
 		StandDown: d.StandDown.D(), WarmUp: warm,
 	})
 	if err != nil {
