@@ -104,7 +104,7 @@ table="$TMP/cache.md"
   echo "| nginx proxy_cache hit | $(fmt0 "$m_nginx") | $(printf '%s ' "${r_nginx[@]}" | xargs) |"
   echo "| rampart cache hit (full pipeline) | $(fmt0 "$m_rampart") | $(printf '%s ' "${r_rampart[@]}" | xargs) |"
   echo
-  echo "rampart/nginx proxy_cache = **$(ratio "$m_rampart" "$m_nginx")**. rampart asked the origin $(( up1 - up0 )) times during the rounds (0 means every timed answer was a hit; the entry is fresh for 60 s)."
+  echo "rampart/nginx proxy_cache = **$(ratio "$m_rampart" "$m_nginx")**. rampart asked the origin $(( up1 - up0 )) times during the rounds: every other answer was a hit (the entry is fresh for 60 s, so a run longer than that refreshes it)."
   echo
   echo "Memory per cached entry (\`go test -run XXX -bench '^Benchmark(MemoryPerEntry|CacheHit)\$' -benchtime 100000x -count 3 ./internal/cache\`, medians): **$(fmt0 "$m_entry") bytes per entry** for a 2 KiB page with typical headers, of which $(fmt0 "$m_over") bytes are overhead beyond the body. One hit in process (BenchmarkCacheHit): $m_hit ns, $m_hit_allocs allocs."
 } >"$table"

@@ -111,15 +111,16 @@ forget_pid() {
 # variable rather than printing, so that the ports handed out are
 # remembered (a $(...) subshell would forget them).
 free_port() {
-  local p tries=0 u taken
-  while ((tries++ < 500)); do
-    p=$((39000 + RANDOM % 1000))
-    taken=0
-    for u in "${USED_PORTS[@]}"; do if [ "$u" = "$p" ]; then taken=1; fi; done
-    [ $taken = 1 ] && continue
-    if [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]; then
-      USED_PORTS+=("$p")
-      printf -v "$1" '%s' "$p"
+  # Locals are prefixed so that they cannot shadow the caller's variable.
+  local _fp_p _fp_tries=0 _fp_u _fp_taken
+  while ((_fp_tries++ < 500)); do
+    _fp_p=$((39000 + RANDOM % 1000))
+    _fp_taken=0
+    for _fp_u in "${USED_PORTS[@]}"; do if [ "$_fp_u" = "$_fp_p" ]; then _fp_taken=1; fi; done
+    [ $_fp_taken = 1 ] && continue
+    if [ -z "$(ss -Htan "( sport = :$_fp_p )" 2>/dev/null)" ]; then
+      USED_PORTS+=("$_fp_p")
+      printf -v "$1" '%s' "$_fp_p"
       return 0
     fi
   done

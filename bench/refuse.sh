@@ -133,7 +133,7 @@ table="$TMP/refuse.md"
   echo
   echo "| refusal | rampart /s | nginx /s | rampart / nginx | rampart CPU ms per 1000 | nginx CPU ms per 1000 | rounds (rampart; nginx) |"
   echo "|---|---:|---:|---:|---:|---:|---|"
-  echo "| 429 per address (rampart built-in rule, escalation off; nginx limit_req 10r/s burst 50), wrk -t1 -c$CONNS keep-alive | $(fmt0 "$m_lim_r") | $(fmt0 "$m_lim_n") | **$(ratio "$m_lim_r" "$m_lim_n")** | $c_lim_r | $c_lim_n | $(printf '%s ' "${lim_r[@]}" | xargs); $(printf '%s ' "${lim_n[@]}" | xargs) |"
+  echo "| 429 per address (rampart built-in rule, escalation off, mode pinned; nginx limit_req 10r/s burst 50), wrk -t1 -c$CONNS keep-alive | $(fmt0 "$m_lim_r") | $(fmt0 "$m_lim_n") | **$(ratio "$m_lim_r" "$m_lim_n")** | $c_lim_r | $c_lim_n | $(printf '%s ' "${lim_r[@]}" | xargs); $(printf '%s ' "${lim_n[@]}" | xargs) |"
   echo "| blocked network (rampart: closed at accept; nginx: deny, 403 after reading the request), loadgen connect, $WORKERS workers from 32 addresses | $(fmt0 "$m_drop_r") | $(fmt0 "$m_deny_n") | **$(ratio "$m_drop_r" "$m_deny_n")** | $c_drop_r | $c_deny_n | $(printf '%s ' "${drop_r[@]}" | xargs); $(printf '%s ' "${deny_n[@]}" | xargs) |"
   echo
   echo "Goal: drops at accept at least 2x nginx: ratio $(ratio "$m_drop_r" "$m_deny_n"), $(awk -v r="$(ratio "$m_drop_r" "$m_deny_n")" 'BEGIN {print (r >= 2 ? "met" : "not met")}')."

@@ -107,5 +107,8 @@ func parentOf(stat []byte) (int, bool) {
 		return 0, false
 	}
 	p, err := strconv.Atoi(string(f[1]))
-	return p, err == nil
+	if err != nil {
+		return 0, false
+	}
+	return p, true
 }
