@@ -6,7 +6,7 @@
 //	rampart check-config FILE
 //	rampart block CIDR [--ttl D] [--reason R] | unblock CIDR | blocks
 //	rampart purge [--prefix P]
-//	rampart rotate-keys
+//	rampart rotate-keys [--revoke-all] | revoke CIDR
 //	rampart version
 //
 // This file only parses flags and calls into internal/shield and
@@ -52,7 +52,8 @@ Usage:
   rampart unblock CIDR
   rampart blocks
   rampart purge [--prefix HOST/PATH]
-  rampart rotate-keys
+  rampart rotate-keys [--revoke-all]             (--revoke-all: every clearance stops working now)
+  rampart revoke CIDR                            (clearances issued to one network stop working)
   rampart version
 
 Signals: SIGHUP reloads the config file and certificates (a bad file is
@@ -74,7 +75,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runShield(ctx, rest, stdout, stderr, true)
 	case "check-config":
 		return checkConfig(rest, stdout, stderr)
-	case "block", "unblock", "blocks", "purge", "rotate-keys":
+	case "block", "unblock", "blocks", "purge", "rotate-keys", "revoke":
 		err = adminCommand(ctx, cmd, rest, stdout)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "rampart %s\n", version)
@@ -281,6 +282,7 @@ func adminCommand(ctx context.Context, cmd string, args []string, stdout io.Writ
 	ttl := fs.Duration("ttl", 10*time.Minute, "block: how long")
 	reason := fs.String("reason", "manual", "block: why (shown in the block list)")
 	prefix := fs.String("prefix", "", "purge: host/path prefix to purge (empty: everything)")
+	revokeAll := fs.Bool("revoke-all", false, "rotate-keys: drop the previous key too, so every clearance stops working now")
 	// Allow the positional CIDR before the flags: rampart block 1.2.3.4 --ttl 1h
 	var pos []string
 	for len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -332,10 +334,22 @@ func adminCommand(ctx context.Context, cmd string, args []string, stdout io.Writ
 		}
 		fmt.Fprintf(stdout, "purged %d entries\n", n)
 	case "rotate-keys":
-		if err := c.RotateKeys(ctx); err != nil {
+		if err := c.RotateKeys(ctx, *revokeAll); err != nil {
 			return err
 		}
-		fmt.Fprintln(stdout, "challenge keys rotated")
+		if *revokeAll {
+			fmt.Fprintln(stdout, "challenge keys rotated; every clearance revoked")
+		} else {
+			fmt.Fprintln(stdout, "challenge keys rotated; clearances signed by the previous key stay valid until they expire")
+		}
+	case "revoke":
+		if len(pos) != 1 {
+			return usageError{errors.New("usage: rampart revoke CIDR")}
+		}
+		if err := c.RevokePrefix(ctx, pos[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "clearances of %s revoked\n", pos[0])
 	}
 	return nil
 }

@@ -272,7 +272,34 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo site through rampart: %d %v %.100q", code, err, body)
 	}
 	code, body, err = httpGet("http://" + adminAddr + "/api/v1/status")
-	if err != nil || code != 200 || !strings.Contains(body, `"mode": "normal"`) {
+	if err != nil || code != 200 || !strings.Contains(body, `"mode": "normal"`) || !strings.Contains(body, `"mode_auto": true`) {
 		t.Fatalf("status: %d %v %q", code, err, body)
+	}
+
+	// The admin CLI against the running process.
+	adm := []string{"--admin", adminAddr}
+	if out, errOut, code := rampart(t, append([]string{"block", "127.0.0.9", "--ttl", "1h", "--reason", "cli test"}, adm...)...); code != 0 || !strings.Contains(out, "blocked 127.0.0.9/32") {
+		t.Fatalf("block: %q %q %d", out, errOut, code)
+	}
+	if out, _, code := rampart(t, append([]string{"blocks"}, adm...)...); code != 0 || !strings.Contains(out, "127.0.0.9/32") || !strings.Contains(out, "cli test") {
+		t.Fatalf("blocks: %q %d", out, code)
+	}
+	if out, _, code := rampart(t, append([]string{"unblock", "127.0.0.9"}, adm...)...); code != 0 || !strings.Contains(out, "unblocked") {
+		t.Fatalf("unblock: %q %d", out, code)
+	}
+	if out, _, code := rampart(t, append([]string{"blocks"}, adm...)...); code != 0 || !strings.Contains(out, "no blocks") {
+		t.Fatalf("blocks after unblock: %q %d", out, code)
+	}
+	if _, errOut, code := rampart(t, append([]string{"block", "not-an-address"}, adm...)...); code != 1 || !strings.Contains(errOut, "bad cidr") {
+		t.Fatalf("bad block: %q %d", errOut, code)
+	}
+	if out, _, code := rampart(t, append([]string{"purge", "--prefix", "127.0.0.1"}, adm...)...); code != 0 || !strings.Contains(out, "purged") {
+		t.Fatalf("purge: %q %d", out, code)
+	}
+	if out, _, code := rampart(t, append([]string{"rotate-keys", "--revoke-all"}, adm...)...); code != 0 || !strings.Contains(out, "every clearance revoked") {
+		t.Fatalf("rotate-keys: %q %d", out, code)
+	}
+	if out, _, code := rampart(t, append([]string{"revoke", "203.0.113.0/24"}, adm...)...); code != 0 || !strings.Contains(out, "revoked") {
+		t.Fatalf("revoke: %q %d", out, code)
 	}
 }

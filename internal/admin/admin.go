@@ -40,8 +40,12 @@ type Backend interface {
 	// PurgeCache removes cached entries whose key starts with prefix
 	// ("" purges everything) and returns how many.
 	PurgeCache(prefix string) (int, error)
-	// RotateKeys rotates the challenge signing keys.
+	// RotateKeys rotates the challenge signing keys; clearances signed by
+	// the previous key stay valid until they expire.
 	RotateKeys() error
+	// RevokeAll invalidates every clearance and outstanding challenge at
+	// once (new key, previous key dropped).
+	RevokeAll() error
 	// RevokePrefix invalidates the clearances issued to one network.
 	RevokePrefix(p netip.Prefix) error
 }
@@ -221,12 +225,17 @@ func (s *Server) purge(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) rotate(w http.ResponseWriter, r *http.Request) {
-	if err := s.o.Backend.RotateKeys(); err != nil {
+	all := r.URL.Query().Get("revoke_all") == "true"
+	rotate := s.o.Backend.RotateKeys
+	if all {
+		rotate = s.o.Backend.RevokeAll
+	}
+	if err := rotate(); err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	s.o.Logger.Info("admin: challenge keys rotated", "from", r.RemoteAddr)
-	writeJSON(w, http.StatusOK, map[string]bool{"rotated": true})
+	s.o.Logger.Info("admin: challenge keys rotated", "revoke_all", all, "from", r.RemoteAddr)
+	writeJSON(w, http.StatusOK, map[string]bool{"rotated": true, "revoked_all": all})
 }
 
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {

@@ -52,6 +52,7 @@ func (f *fakeBackend) PurgeCache(prefix string) (int, error) {
 	return 3, nil
 }
 func (f *fakeBackend) RotateKeys() error { f.rotated++; return nil }
+func (f *fakeBackend) RevokeAll() error  { f.rotated += 100; return nil }
 func (f *fakeBackend) RevokePrefix(p netip.Prefix) error {
 	f.revoked = append(f.revoked, p)
 	return nil
@@ -130,8 +131,14 @@ func TestAPIWithClient(t *testing.T) {
 	if n, err := c.Purge(ctx, "news.example/news/"); err != nil || n != 3 || fb.purged[0] != "news.example/news/" {
 		t.Errorf("purge: %d %v %v", n, err, fb.purged)
 	}
-	if err := c.RotateKeys(ctx); err != nil || fb.rotated != 1 {
+	if err := c.RotateKeys(ctx, false); err != nil || fb.rotated != 1 {
 		t.Errorf("rotate: %v %d", err, fb.rotated)
+	}
+	if err := c.RotateKeys(ctx, true); err != nil || fb.rotated != 101 {
+		t.Errorf("revoke all: %v %d", err, fb.rotated)
+	}
+	if err := c.RevokePrefix(ctx, "198.51.100.7/24"); err != nil || len(fb.revoked) != 1 || fb.revoked[0].String() != "198.51.100.0/24" {
+		t.Errorf("revoke prefix: %v %v", err, fb.revoked)
 	}
 	var st map[string]string
 	if err := c.Status(ctx, &st); err != nil || st["mode"] != "normal" {

@@ -108,9 +108,23 @@ func (c *Client) Purge(ctx context.Context, prefix string) (int, error) {
 	return out.Purged, err
 }
 
-// RotateKeys rotates the challenge signing keys.
-func (c *Client) RotateKeys(ctx context.Context) error {
-	return c.do(ctx, http.MethodPost, "/api/v1/challenge/rotate", nil, nil)
+// RotateKeys rotates the challenge signing keys; with revokeAll every
+// clearance issued so far stops working at once.
+func (c *Client) RotateKeys(ctx context.Context, revokeAll bool) error {
+	q := ""
+	if revokeAll {
+		q = "?revoke_all=true"
+	}
+	return c.do(ctx, http.MethodPost, "/api/v1/challenge/rotate"+q, nil, nil)
+}
+
+// RevokePrefix invalidates the clearances issued to one network.
+func (c *Client) RevokePrefix(ctx context.Context, cidr string) error {
+	p, err := ParseCIDR(cidr)
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, http.MethodPost, "/api/v1/challenge/revoke?prefix="+url.QueryEscape(p.String()), nil, nil)
 }
 
 // Status fetches the status document into out.

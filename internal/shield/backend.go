@@ -195,6 +195,8 @@ func (b *backend) PurgeCache(prefix string) (int, error) {
 
 func (b *backend) RotateKeys() error { return b.challenge.Rotate() }
 
+func (b *backend) RevokeAll() error { return b.challenge.RevokeAll() }
+
 func (b *backend) RevokePrefix(p netip.Prefix) error {
 	b.challenge.RevokePrefix(p)
 	return nil
