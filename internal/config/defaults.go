@@ -70,7 +70,7 @@ func Default() *Config {
 			TableCapacity:  1 << 20,
 			BlocksCapacity: 1 << 20,
 			Escalation: Escalation{
-				Strikes: 20,
+				Strikes: 10,
 				Window:  Duration(10 * time.Second),
 				BaseTTL: Duration(time.Minute),
 				MaxTTL:  Duration(time.Hour),
