@@ -19,8 +19,10 @@ type Cache struct {
 	store    *otter.Cache[uint64, *entry]
 	flights  *flights
 	params   *params
-	sessions sessionMatcher
+	sessions nameMatcher
 	refresh  chan struct{} // semaphore of background refreshes
+	inflight byteBudget    // InflightBytes: buffered bodies and flights
+	storeMax int64         // the store's share of MaxBytes
 
 	st counters
 }
@@ -30,6 +32,7 @@ type counters struct {
 	stored, notStored, hitForPass, revalidated               atomic.Uint64
 	evictions, expirations, purged                           atomic.Uint64
 	refreshes, refreshesSkipped, missLimited                 atomic.Uint64
+	droppedUnknown, safetyNet                                atomic.Uint64
 	waiting                                                  atomic.Int64
 }
 
@@ -42,13 +45,18 @@ func New(o Options) (*Cache, error) {
 	c := &Cache{
 		o:        o,
 		seed:     maphash.MakeSeed(),
-		flights:  newFlights(o.MaxFlights),
-		sessions: newSessionMatcher(o.SessionCookies),
+		sessions: newNameMatcher(o.SessionCookies),
 		refresh:  make(chan struct{}, o.MaxRefreshes),
 	}
-	c.params = newParams(o.KnownParams, o.LearnParams, o.LearnCapacity, c.seed)
+	c.inflight.max = o.InflightBytes
+	c.flights = newFlights(o.MaxFlights, &c.inflight)
+	c.params = newParams(&o, c.seed)
+	c.storeMax = o.MaxBytes - o.InflightBytes
+	if c.params.learned != nil {
+		c.storeMax -= int64(o.LearnCapacity) * LearnGroupBytes
+	}
 	store, err := otter.New(&otter.Options[uint64, *entry]{
-		MaximumWeight:    uint64(o.MaxBytes),
+		MaximumWeight:    uint64(c.storeMax),
 		Weigher:          func(_ uint64, e *entry) uint32 { return e.weight },
 		ExpiryCalculator: otter.ExpiryWritingFunc(c.expiresAfter),
 		OnAtomicDeletion: c.onDeletion,
@@ -132,11 +140,20 @@ func (c *Cache) Purge(prefix string) int {
 // Counters only grow.
 type Stats struct {
 	// Entries is the number of stored values (responses and markers); Bytes
-	// their weight (bodies, headers, keys, per-entry overhead), bounded by
-	// MaxBytes.
-	Entries  int    `json:"entries"`
-	Bytes    uint64 `json:"bytes"`
-	MaxBytes int64  `json:"max_bytes"`
+	// their weight (bodies, headers and keys at their allocated sizes, and
+	// a per-entry overhead), bounded by StoreMaxBytes: MaxBytes less
+	// InflightBytes and the learning table's reserve.
+	Entries       int    `json:"entries"`
+	Bytes         uint64 `json:"bytes"`
+	MaxBytes      int64  `json:"max_bytes"`
+	StoreMaxBytes int64  `json:"store_max_bytes"`
+	// InflightBytes is the memory of fetches under way (buffered bodies and
+	// the in-flight table), at most InflightMaxBytes; InflightRefused
+	// counts responses not stored and misses not coalesced because it was
+	// exhausted.
+	InflightBytes    int64  `json:"inflight_bytes"`
+	InflightMaxBytes int64  `json:"inflight_max_bytes"`
+	InflightRefused  uint64 `json:"inflight_refused"`
 	// Hits were served fresh from the cache; Misses went to the origin as
 	// the leader of their key; Stale were served a stale copy (origin
 	// failure, stale-while-revalidate, under_attack, miss limit, coalesce
@@ -174,9 +191,23 @@ type Stats struct {
 	// Waiting the number of followers waiting for them.
 	Flights int `json:"flights"`
 	Waiting int `json:"waiting"`
-	// LearnedPaths is the number of paths in the learned-parameters table
-	// (at most LearnCapacity).
-	LearnedPaths int `json:"learned_paths"`
+	// LearnedPaths is the number of path groups in the learned-parameters
+	// table (at most LearnCapacity); LearnedNames the parameter names
+	// tracked in them (at most 16 each), of which LearnedKept are kept in
+	// keys from NormaliseIn up and LearnedBusters were proven
+	// cache-busters. LearnReservedBytes is the table's worst case,
+	// reserved out of MaxBytes.
+	LearnedPaths       int   `json:"learned_paths"`
+	LearnedNames       int   `json:"learned_names"`
+	LearnedKept        int   `json:"learned_kept"`
+	LearnedBusters     int   `json:"learned_busters"`
+	LearnReservedBytes int64 `json:"learn_reserved_bytes"`
+	// DroppedUnknown counts requests whose key dropped a parameter that
+	// may change the page (neither ignored nor a proven cache-buster);
+	// SafetyNet those of them denied a stale micro-cached copy (see
+	// Middleware).
+	DroppedUnknown uint64 `json:"dropped_unknown"`
+	SafetyNet      uint64 `json:"safety_net"`
 }
 
 // Stats returns a snapshot. It first runs the store's pending maintenance
@@ -189,6 +220,12 @@ func (c *Cache) Stats() Stats {
 		Entries:          c.store.EstimatedSize(),
 		Bytes:            c.store.WeightedSize(),
 		MaxBytes:         c.o.MaxBytes,
+		StoreMaxBytes:    c.storeMax,
+		InflightBytes:    c.inflight.used.Load(),
+		InflightMaxBytes: c.inflight.max,
+		InflightRefused:  c.inflight.refused.Load(),
+		DroppedUnknown:   c.st.droppedUnknown.Load(),
+		SafetyNet:        c.st.safetyNet.Load(),
 		Hits:             c.st.hits.Load(),
 		Misses:           c.st.misses.Load(),
 		Stale:            c.st.stale.Load(),
@@ -208,8 +245,12 @@ func (c *Cache) Stats() Stats {
 		Flights:          c.flights.size(),
 		Waiting:          int(c.st.waiting.Load()),
 	}
-	if c.params.learned != nil {
-		s.LearnedPaths = int(c.params.learned.size.Load())
+	if t := c.params.learned; t != nil {
+		s.LearnedPaths = int(t.groups.Load())
+		s.LearnedNames = int(t.slots.Load())
+		s.LearnedKept = int(t.kept.Load())
+		s.LearnedBusters = int(t.busters.Load())
+		s.LearnReservedBytes = int64(c.o.LearnCapacity) * LearnGroupBytes
 	}
 	return s
 }

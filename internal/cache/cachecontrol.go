@@ -148,6 +148,9 @@ type freshness struct {
 	freshUntil int64 // served as HIT before this
 	swrUntil   int64 // served STALE with a background refresh before this
 	sieUntil   int64 // served STALE when the origin fails before this
+	// micro: the origin did not mark the response cacheable for
+	// MicroTTL; its freshness comes from micro-caching.
+	micro bool
 }
 
 // expireAt is when the entry is of no more use.
@@ -182,7 +185,8 @@ func (c *Cache) computeFreshness(status int, h http.Header, cc cacheControl, now
 		}
 	}
 	lifetime = min(lifetime, maxSeconds*time.Second)
-	if micro && lifetime < o.MicroTTL {
+	raised := micro && lifetime < o.MicroTTL
+	if raised {
 		lifetime = o.MicroTTL
 	}
 	if status == http.StatusNotFound {
@@ -193,7 +197,7 @@ func (c *Cache) computeFreshness(status int, h http.Header, cc cacheControl, now
 		age = time.Duration(parseSeconds(strings.TrimSpace(a[0]), 0)) * time.Second
 	}
 	nowNs := now.UnixNano()
-	f := freshness{born: nowNs - int64(age)}
+	f := freshness{born: nowNs - int64(age), micro: raised}
 	f.freshUntil = f.born + int64(lifetime)
 
 	if !cc.noCache && !cc.mustRevalidate && !cc.proxyRevalidate {

@@ -2,10 +2,12 @@ package cache
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Kinds of stored values.
@@ -20,10 +22,40 @@ const (
 	kindPass
 )
 
-// entryOverhead is what an entry costs beyond its key, headers and body: the
-// entry struct, otter's node and hash-table slot, the header slice. Measured
-// by BenchmarkMemoryPerEntry and rounded up.
-const entryOverhead = 512
+// entryOverhead is what an entry costs beyond its key, headers and body
+// (which are weighed at their allocated sizes): the entry struct, otter's
+// node, hash-table slot and eviction bookkeeping. Measured by
+// TestMemoryBoundedByMaxBytes and BenchmarkMemoryPerEntry, rounded up.
+const entryOverhead = 320
+
+// headerFieldSize is the size of a headerField.
+const headerFieldSize = int(unsafe.Sizeof(headerField{}))
+
+// sizeClasses are the Go allocator's sizes for small pointer-free objects,
+// learned once from append (which rounds a new slice's capacity up to its
+// size class), so that weights count what an allocation really takes.
+var sizeClasses = func() []int {
+	var cs []int
+	for n := 1; n <= 32<<10; {
+		c := cap(append([]byte(nil), make([]byte, n)...))
+		cs = append(cs, c)
+		n = c + 1
+	}
+	return cs
+}()
+
+// allocSize is the heap an allocation of n bytes takes: its size class, or
+// whole 8 KiB pages for large objects.
+func allocSize(n int) int {
+	if n <= 0 {
+		return 0
+	}
+	if n > sizeClasses[len(sizeClasses)-1] {
+		return (n + 8191) &^ 8191
+	}
+	i, _ := slices.BinarySearch(sizeClasses, n)
+	return sizeClasses[i]
+}
 
 // headerField is one stored header; values has len == cap so that a handler
 // appending to it copies instead of writing into the shared array.
@@ -47,6 +79,9 @@ type entry struct {
 	freshness
 	passUntil int64
 	weight    uint32
+	// digest is a hash of the body, for learning which parameters change
+	// a page (0: not computed).
+	digest uint64
 
 	refreshing atomic.Bool  // a background refresh runs for this copy
 	variants   atomic.Int32 // kindVary: variants stored
@@ -98,7 +133,11 @@ func buildEntry(key string, status int, h http.Header, body []byte, f freshness,
 		}
 	}
 	e.hdr = make([]headerField, 0, n+1)
-	size := entryOverhead + len(key) + len(body)
+	// Everything the entry holds, at its allocated size: the key, the body,
+	// the header slice, and per field its name, its value slice and the
+	// values (shared strings are counted too: they live as long as the
+	// entry).
+	size := entryOverhead + allocSize(len(key)) + allocSize(cap(body)) + allocSize((n+1)*headerFieldSize)
 	for k, vv := range h {
 		if skip(k) || len(vv) == 0 {
 			continue
@@ -106,18 +145,21 @@ func buildEntry(key string, status int, h http.Header, body []byte, f freshness,
 		vals := make([]string, len(vv))
 		copy(vals, vv)
 		e.hdr = append(e.hdr, headerField{name: k, values: vals})
-		size += len(k) + 16
+		size += allocSize(len(k)) + allocSize(16*len(vv))
 		for _, v := range vv {
-			size += len(v) + 16
+			size += allocSize(len(v))
 		}
 	}
 	if status != http.StatusNoContent && status != http.StatusNotModified {
-		e.hdr = append(e.hdr, headerField{name: "Content-Length", values: []string{strconv.Itoa(len(body))}})
+		cl := strconv.Itoa(len(body))
+		e.hdr = append(e.hdr, headerField{name: "Content-Length", values: []string{cl}})
+		size += 16 + allocSize(len(cl))
 	}
 	e.etag = h.Get("Etag")
 	e.lastMod = h.Get("Last-Modified")
+	size += allocSize(16 * len(varyNames))
 	for _, n := range varyNames {
-		size += len(n) + 16
+		size += allocSize(len(n))
 	}
 	e.weight = uint32(min(size, 1<<31))
 	return e
@@ -150,9 +192,9 @@ func (e *entry) header() http.Header {
 func newVaryEntry(key string, names []string, f freshness, variants int32) *entry {
 	e := &entry{key: key, kind: kindVary, varyNames: names, freshness: f}
 	e.variants.Store(variants)
-	size := entryOverhead + len(key)
+	size := entryOverhead + allocSize(len(key)) + allocSize(16*len(names))
 	for _, n := range names {
-		size += len(n) + 16
+		size += allocSize(len(n))
 	}
 	e.weight = uint32(size)
 	return e
@@ -163,6 +205,6 @@ func newPassEntry(key string, now int64, d time.Duration) *entry {
 	return &entry{
 		key: key, kind: kindPass, passUntil: until,
 		freshness: freshness{born: now, freshUntil: until},
-		weight:    uint32(entryOverhead + len(key)),
+		weight:    uint32(entryOverhead + allocSize(len(key))),
 	}
 }

@@ -25,10 +25,37 @@ type flightResult struct {
 	stale bool     // e is a stale copy standing in for a failure
 }
 
+// flightOverhead is what a flight costs beyond its key: the flight, its
+// channel and its map slot, rounded up.
+const flightOverhead = 256
+
+// byteBudget bounds bytes reserved by many goroutines: the in-flight
+// memory (Options.InflightBytes). It is safe for concurrent use.
+type byteBudget struct {
+	max     int64
+	used    atomic.Int64
+	refused atomic.Uint64
+}
+
+// take reserves n bytes if they fit.
+func (b *byteBudget) take(n int64) bool {
+	if b.used.Add(n) > b.max {
+		b.used.Add(-n)
+		b.refused.Add(1)
+		return false
+	}
+	return true
+}
+
+// give returns n reserved bytes.
+func (b *byteBudget) give(n int64) { b.used.Add(-n) }
+
 // flights is the table of keys being fetched: a sharded map with a fixed
-// capacity (MaxFlights). When it is full, misses are not coalesced.
+// capacity (MaxFlights), whose flights take their memory from the in-flight
+// budget. When either is exhausted, misses are not coalesced.
 type flights struct {
 	max    int64
+	budget *byteBudget
 	n      atomic.Int64
 	shards [flightShards]struct {
 		mu sync.Mutex
@@ -37,8 +64,8 @@ type flights struct {
 	}
 }
 
-func newFlights(max int) *flights {
-	f := &flights{max: int64(max)}
+func newFlights(max int, budget *byteBudget) *flights {
+	f := &flights{max: int64(max), budget: budget}
 	for i := range f.shards {
 		f.shards[i].m = make(map[uint64]*flight)
 	}
@@ -60,7 +87,7 @@ func (fs *flights) join(h uint64, key string) (f *flight, leader bool) {
 		}
 		return nil, true
 	}
-	if fs.n.Load() >= fs.max {
+	if fs.n.Load() >= fs.max || !fs.budget.take(flightOverhead+int64(len(key))) {
 		return nil, true
 	}
 	f = &flight{key: key, done: make(chan struct{})}
@@ -80,6 +107,7 @@ func (fs *flights) complete(h uint64, f *flight, res flightResult) {
 	if sh.m[h] == f {
 		delete(sh.m, h)
 		fs.n.Add(-1)
+		fs.budget.give(flightOverhead + int64(len(f.key)))
 	}
 	sh.mu.Unlock()
 	f.res = res

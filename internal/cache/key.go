@@ -27,8 +27,12 @@ type keyBuf struct {
 	// query is where the normalised query sits in b, ('?' excluded).
 	qStart, qEnd int
 	dropped      bool // parameters were dropped by normalisation
-	spans        [32]span
-	arr          [512]byte
+	// unknown: a dropped parameter is neither ignored nor a proven
+	// cache-buster, so it may change the page (see the safety net in
+	// ServeHTTP).
+	unknown bool
+	spans   [32]span
+	arr     [512]byte
 }
 
 type span struct{ start, end, nameEnd int }
@@ -67,7 +71,7 @@ func buildPrimary(kb *keyBuf, r *http.Request, keep *paramFilter) {
 	}
 	b = append(b, p...)
 	var n int
-	b, n, kb.dropped = appendQuery(b, r.URL.RawQuery, keep, kb.spans[:0])
+	b, n, kb.dropped, kb.unknown = appendQuery(b, r.URL.RawQuery, keep, kb.spans[:0])
 	kb.qEnd = len(b)
 	kb.qStart = len(b) - n
 	b = append(b, 0)
@@ -96,11 +100,12 @@ func appendHost(b []byte, host string) []byte {
 }
 
 // appendQuery appends '?' and the normalised form of raw to b, if any
-// parameter remains, and returns the length of the normalised query and
-// whether keep dropped a parameter.
-func appendQuery(b []byte, raw string, keep *paramFilter, spans []span) (_ []byte, n int, dropped bool) {
+// parameter remains, and returns the length of the normalised query,
+// whether keep dropped a parameter and whether one it dropped may matter
+// (is not irrelevant).
+func appendQuery(b []byte, raw string, keep *paramFilter, spans []span) (_ []byte, n int, dropped, unknown bool) {
 	if raw == "" {
-		return b, 0, false
+		return b, 0, false, false
 	}
 	for i := 0; i < len(raw); {
 		j := strings.IndexByte(raw[i:], '&')
@@ -120,12 +125,13 @@ func appendQuery(b []byte, raw string, keep *paramFilter, spans []span) (_ []byt
 				spans = append(spans, span{start: i, end: j, nameEnd: ne})
 			} else {
 				dropped = true
+				unknown = unknown || !keep.irrelevant(raw[i:ne])
 			}
 		}
 		i = j + 1
 	}
 	if len(spans) == 0 {
-		return b, 0, dropped
+		return b, 0, dropped, unknown
 	}
 	// Stable insertion sort by name: queries are short.
 	for i := 1; i < len(spans); i++ {
@@ -146,7 +152,7 @@ func appendQuery(b []byte, raw string, keep *paramFilter, spans []span) (_ []byt
 		}
 		b = append(b, raw[s.start:s.end]...)
 	}
-	return b, len(b) - start, dropped
+	return b, len(b) - start, dropped, unknown
 }
 
 // appendVary appends the variant suffix for the Vary'd header names (sorted,

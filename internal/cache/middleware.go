@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/rampart-shield/rampart/internal/verdict"
@@ -37,7 +38,18 @@ import (
 //     stand in; a storable response is streamed to the client while it is
 //     stored; anything else streams through (BYPASS) and marks the key
 //     hit-for-pass for HitForPass, releasing the followers to go to next
-//     on their own.
+//     on their own. A response that would overrun InflightBytes streams
+//     through unstored, without a hit-for-pass mark.
+//   - The safety net: when a key dropped a query parameter that may change
+//     the page (neither ignored nor a proven cache-buster) and the copy
+//     found is micro-cached (the origin did not mark it cacheable), the
+//     copy is served only while fresh, at most MicroTTL old: never STALE,
+//     neither at once nor in place of a failure. Such requests wait for
+//     the (coalesced) origin request instead, or get the origin's error or
+//     the miss limit's 429. A visitor whose search parameter is not known
+//     then sees another search's results at most MicroTTL old, never an
+//     hour-old copy; a cache-busting flood still costs the origin one
+//     request per key and MicroTTL.
 //
 // Responses are never held back: the writer passed to next writes through
 // and flushes at once (server-sent events flow), and supports
@@ -57,7 +69,24 @@ type fetchKey struct {
 	primary string // primary key
 	hash    uint64 // hash of key
 	dropped bool   // normalisation dropped query parameters
+	// unknown: a dropped parameter may change the page, so a
+	// micro-cached copy must not be served stale (the safety net).
+	unknown bool
 	query   string // the normalised query, when dropped
+}
+
+// safetyNet reports, and counts, whether the safety net keeps the stale
+// copy e from a request whose key dropped a parameter that may change the
+// page (unknown): a micro-cached copy (the origin did not mark the page
+// cacheable) is then served only while fresh, at most MicroTTL old, never
+// stale, neither at once (stale-while-revalidate, under_attack) nor in
+// place of a failure.
+func (c *Cache) safetyNet(unknown bool, e *entry) bool {
+	if unknown && e.micro {
+		c.st.safetyNet.Add(1)
+		return true
+	}
+	return false
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -75,6 +104,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		filter = &pf
 	}
 	buildPrimary(kb, r, filter)
+	if kb.unknown {
+		c.st.droppedUnknown.Add(1)
+	}
 	e, hash := c.lookup(kb, r)
 	now := c.o.Now().UnixNano()
 	if e != nil && e.kind == kindPass {
@@ -90,10 +122,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			putKeyBuf(kb)
 			c.st.hits.Add(1)
 			c.serve(w, r, e, hdrHit, now)
-			c.learn(r, mode, e.status)
+			c.learnHit(r, mode, e.status)
 			return
 		}
-		if e.staleServable(now, mode >= verdict.ModeUnderAttack) {
+		if e.staleServable(now, mode >= verdict.ModeUnderAttack) && !c.safetyNet(kb.unknown, e) {
 			k := fetchKey{key: e.key, primary: e.key[:kb.primary], hash: hash, dropped: kb.dropped}
 			if kb.dropped {
 				k.query = kb.normalisedQuery()
@@ -113,7 +145,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if c.o.AdmitMiss != nil && !c.o.AdmitMiss(r) {
 		putKeyBuf(kb)
 		c.st.missLimited.Add(1)
-		if e != nil && e.usableOnError(now) {
+		if e != nil && e.usableOnError(now) && !c.safetyNet(kb.unknown, e) {
 			c.st.stale.Add(1)
 			c.serve(w, r, e, hdrStale, now)
 			return
@@ -121,7 +153,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuseMiss(w, r)
 		return
 	}
-	k := fetchKey{key: string(kb.b), hash: hash, dropped: kb.dropped}
+	k := fetchKey{key: string(kb.b), hash: hash, dropped: kb.dropped, unknown: kb.unknown}
 	k.primary = k.key[:kb.primary]
 	if kb.dropped {
 		k.query = kb.normalisedQuery()
@@ -194,7 +226,7 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, k fetchKey, stale
 				return // the client left
 			}
 			c.st.coalesceTimeouts.Add(1)
-			if stale != nil && stale.usableOnError(now) {
+			if stale != nil && stale.usableOnError(now) && !c.safetyNet(k.unknown, stale) {
 				c.st.stale.Add(1)
 				c.serve(w, r, stale, hdrStale, now)
 				return
@@ -203,8 +235,8 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, k fetchKey, stale
 			h.fetch(w, r, k, stale, nil, mode, false)
 			return
 		}
-		if res.e == nil {
-			h.bypass(w, r) // not storable, or the leader failed
+		if res.e == nil || res.stale && c.safetyNet(k.unknown, res.e) {
+			h.bypass(w, r) // not storable, the leader failed, or the safety net
 			return
 		}
 		if c.matches(res.e, k, r) {
@@ -303,6 +335,8 @@ func (h *handler) fetch(w http.ResponseWriter, r *http.Request, k fetchKey, stal
 		out.RequestURI = out.URL.RequestURI()
 	}
 	rec := &recorder{c: c, w: w, hdr: make(http.Header), stale: stale, clientCtx: r.Context(), cancel: cancel, head: r.Method == http.MethodHead}
+	rec.noStale = k.unknown && stale != nil && stale.micro
+	defer rec.release()
 	if stale != nil {
 		if stale.etag != "" {
 			out.Header["If-None-Match"] = []string{stale.etag}
@@ -325,9 +359,7 @@ func (h *handler) fetch(w http.ResponseWriter, r *http.Request, k fetchKey, stal
 	panicked, pv := h.run(rec, out)
 	res := h.finish(rec, r, k, stale, mode, panicked)
 	c.flights.complete(k.hash, f, res)
-	if rec.wroteHeader && rec.status/100 == 2 {
-		c.learn(r, mode, rec.status)
-	}
+	c.learnFetch(r, mode, rec, res, k)
 	if panicked {
 		if pv != http.ErrAbortHandler {
 			c.o.Logger.Error("cache: handler panicked", "panic", pv, "url", r.URL.String(), "background", bg)
@@ -373,7 +405,7 @@ func (h *handler) finish(rec *recorder, r *http.Request, k fetchKey, stale *entr
 		switch {
 		case !panicked:
 			rec.WriteHeader(http.StatusOK) // what net/http does for a silent handler
-		case stale != nil && stale.usableOnError(nowNs):
+		case stale != nil && stale.usableOnError(nowNs) && !c.safetyNet(rec.noStale, stale):
 			rec.mode = modeStale
 		default:
 			return flightResult{}
@@ -386,6 +418,7 @@ func (h *handler) finish(rec *recorder, r *http.Request, k fetchKey, stale *entr
 		hd := stale.mergedHeader(rec.hdr)
 		fr := c.computeFreshness(stale.status, hd, parseResponseCacheControl(hd), now, c.micro(mode))
 		e := newResponseEntry(stale.key, stale.status, hd, stale.body, fr, stale.varyNames)
+		e.digest = stale.digest
 		if e.expireAt() > nowNs {
 			c.put(e)
 		}
@@ -397,7 +430,10 @@ func (h *handler) finish(rec *recorder, r *http.Request, k fetchKey, stale *entr
 			c.markPass(k.key, nowNs)
 			return flightResult{}
 		}
-		if panicked || !rec.complete() {
+		if panicked || rec.overBudget || !rec.complete() {
+			if rec.overBudget {
+				c.st.notStored.Add(1)
+			}
 			return flightResult{}
 		}
 		e := c.storeResponse(rec, r, k, mode, now)
@@ -406,7 +442,7 @@ func (h *handler) finish(rec *recorder, r *http.Request, k fetchKey, stale *entr
 		}
 		return flightResult{e: e, label: hdrHit}
 	case modeShare:
-		if panicked || rec.tooBig || !rec.complete() {
+		if panicked || rec.tooBig || rec.overBudget || !rec.complete() {
 			return flightResult{}
 		}
 		return flightResult{e: newSharedEntry(k.key, rec.status, rec.hdr, rec.buf, nowNs), label: hdrMiss}
@@ -441,9 +477,14 @@ func (c *Cache) storeResponse(rec *recorder, r *http.Request, k fetchKey, mode v
 	if cap(body)-len(body) > len(body)/8+64 {
 		body = slices.Clip(append([]byte(nil), body...))
 	}
+	var digest uint64
+	if c.learning(r, mode) && rec.status/100 == 2 {
+		digest = maphash.Bytes(c.seed, body) | 1
+	}
 	names, _ := parseVary(rec.hdr["Vary"])
 	if len(names) == 0 {
 		e := newResponseEntry(k.primary, rec.status, rec.hdr, body, f, nil)
+		e.digest = digest
 		c.put(e)
 		c.st.stored.Add(1)
 		return e
@@ -463,19 +504,50 @@ func (c *Cache) storeResponse(rec *recorder, r *http.Request, k fetchKey, mode v
 	}
 	key := k.primary + string(appendVary(nil, names, r))
 	e := newResponseEntry(key, rec.status, rec.hdr, body, f, names)
+	e.digest = digest
 	c.put(newVaryEntry(k.primary, names, mf, variants))
 	c.put(e)
 	c.st.stored.Add(1)
 	return e
 }
 
-// learn feeds the learned-parameters table with a query the origin answered
-// 2xx, below NormaliseIn.
-func (c *Cache) learn(r *http.Request, mode verdict.Mode, status int) {
-	if c.params.learned == nil || mode >= c.o.NormaliseIn || status/100 != 2 || r.URL.RawQuery == "" {
+// learning reports whether r's answer feeds the learned-parameters table:
+// learning is on, the mode is below NormaliseIn and r has a query.
+func (c *Cache) learning(r *http.Request, mode verdict.Mode) bool {
+	return c.params.learned != nil && mode < c.o.NormaliseIn && r.URL.RawQuery != ""
+}
+
+// learnHit tells the learned-parameters table that r's parameters were seen
+// (a hit brings no new body to compare).
+func (c *Cache) learnHit(r *http.Request, mode verdict.Mode, status int) {
+	if !c.learning(r, mode) || status/100 != 2 {
 		return
 	}
-	c.params.learned.observe(r.URL.Path, r.URL.RawQuery)
+	o := observation{path: r.URL.Path, query: r.URL.RawQuery, now: c.o.Now()}
+	cfg := c.params.configured(r.URL.Path)
+	c.params.learned.observe(&o, &cfg, &c.params.ignore)
+}
+
+// learnFetch feeds the learned-parameters table with what the origin
+// answered r: a 2xx body that was stored (or revalidated) is compared by its
+// digest; other 2xx answers only count as sightings.
+func (c *Cache) learnFetch(r *http.Request, mode verdict.Mode, rec *recorder, res flightResult, k fetchKey) {
+	if !c.learning(r, mode) || !rec.wroteHeader || res.stale {
+		return
+	}
+	o := observation{path: r.URL.Path, query: r.URL.RawQuery, now: c.o.Now()}
+	switch e := res.e; {
+	case (rec.mode == modeStore || rec.mode == modeRevalidated) && e != nil && e.digest != 0 && e.status/100 == 2:
+		o.digest, o.hasDigest = e.digest, true
+		if strings.HasPrefix(e.key, k.primary) {
+			o.variant = e.key[len(k.primary):]
+		}
+	case rec.status/100 == 2:
+	default:
+		return
+	}
+	cfg := c.params.configured(r.URL.Path)
+	c.params.learned.observe(&o, &cfg, &c.params.ignore)
 }
 
 // startRefresh refreshes e in the background unless a refresh of it, or a

@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/rampart-shield/rampart/internal/verdict"
 )
 
 func TestNewValidates(t *testing.T) {
@@ -33,6 +31,15 @@ func TestNewValidates(t *testing.T) {
 		{name: "known params inner star", o: Options{KnownParams: map[string][]string{"/a*/b": {"q"}}}},
 		{name: "good known params", o: Options{KnownParams: map[string][]string{"/search": {"q", "page"}, "/news/*": {"*"}}}, ok: true},
 		{name: "no session cookies", o: Options{SessionCookies: []string{}}, ok: true},
+		{name: "in-flight below max entry", o: Options{InflightBytes: 1 << 20}},
+		{name: "in-flight above a quarter", o: Options{InflightBytes: 100 << 20}},
+		{name: "in-flight ok", o: Options{InflightBytes: 8 << 20}, ok: true},
+		{name: "bad ignore pattern", o: Options{IgnoreParams: []string{"a*b"}}},
+		{name: "ignore with =", o: Options{IgnoreParams: []string{"a=b"}}},
+		{name: "no ignored params", o: Options{IgnoreParams: []string{}}, ok: true},
+		{name: "learn table over a quarter", o: Options{LearnParams: true, LearnCapacity: 100000}},
+		{name: "learn table small cache default", o: Options{LearnParams: true, MaxBytes: 4 << 20, MaxEntryBytes: 1 << 20}, ok: true},
+		{name: "learn at once", o: Options{LearnParams: true, LearnAfter: -1}, ok: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -305,64 +312,6 @@ func TestPurge(t *testing.T) {
 	}
 	if s := c.Stats(); s.Purged != 7 || s.Entries != 0 {
 		t.Errorf("stats after purge: purged %d entries %d", s.Purged, s.Entries)
-	}
-}
-
-func TestLearnedParams(t *testing.T) {
-	var m modeVar
-	c := mustNew(t, Options{Mode: m.get, LearnParams: true, LearnCapacity: 32,
-		KnownParams: map[string][]string{"/search": {"q"}, "/tag/*": {"page"}}})
-	o := &origin{handler: func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "max-age=600")
-		io.WriteString(w, r.URL.RawQuery)
-	}}
-	h := c.Middleware(o)
-	// Normal traffic: article ids repeat, cache busters do not.
-	for i := range 3 {
-		do(h, "GET", "http://e.org/news?id=7&cb="+fmt.Sprint(i))
-	}
-	do(h, "GET", "http://e.org/news?id=7&cb=99") // id=7 seen again
-	if !slicesContains(c.params.learned.names("/news"), "id") || slicesContains(c.params.learned.names("/news"), "cb") {
-		t.Fatalf("learned %q, want id and not cb", c.params.learned.names("/news"))
-	}
-	if !c.UnknownParams("/news", "id=1&cb=2") || c.UnknownParams("/news", "id=1") || c.UnknownParams("/search", "q=x") {
-		t.Error("UnknownParams disagrees with what was learned and configured")
-	}
-	// Under attack, keys keep only learned and configured parameters, and
-	// the origin sees the normalised query.
-	m.set(verdict.ModeUnderAttack)
-	tests := []struct{ url, want, body string }{
-		{"http://e.org/news?cb=1&id=8", "MISS", "id=8"},
-		{"http://e.org/news?id=8&cb=2&utm=x", "HIT", "id=8"},
-		{"http://e.org/search?q=x&rnd=5", "MISS", "q=x"},
-		{"http://e.org/search?rnd=6&q=x", "HIT", "q=x"},
-		{"http://e.org/tag/go?page=2&x=1", "MISS", "page=2"},
-		{"http://e.org/tag/go?x=2&page=2", "HIT", "page=2"},
-		{"http://e.org/unknown?a=1", "MISS", ""},
-		{"http://e.org/unknown?b=2", "HIT", ""},
-	}
-	for _, tt := range tests {
-		w := do(h, "GET", tt.url)
-		if got := w.Header().Get("Rampart-Cache"); got != tt.want || w.Body.String() != tt.body {
-			t.Errorf("%s: %s %q, want %s %q", tt.url, got, w.Body.String(), tt.want, tt.body)
-		}
-	}
-	// The table is bounded: a flood of paths in peace time cannot grow it.
-	m.set(verdict.ModeNormal)
-	for i := range 2000 {
-		c.params.learned.observe(fmt.Sprintf("/p%d", i), "a=1")
-	}
-	if n := c.Stats().LearnedPaths; n > 32+learnShards {
-		t.Errorf("learned paths %d, capacity 32", n)
-	}
-	// And a path learns at most maxLearnedParams names.
-	for i := range 100 {
-		q := fmt.Sprintf("n%d=v", i)
-		c.params.learned.observe("/wide", q)
-		c.params.learned.observe("/wide", q)
-	}
-	if n := len(c.params.learned.names("/wide")); n != maxLearnedParams {
-		t.Errorf("/wide learned %d names, want %d", n, maxLearnedParams)
 	}
 }
 

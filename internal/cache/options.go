@@ -31,9 +31,15 @@ const (
 	// DefaultCoalesceWait is how long concurrent misses wait for the one
 	// origin request made for them.
 	DefaultCoalesceWait = 5 * time.Second
-	// DefaultLearnCapacity bounds the paths whose query parameters are
-	// learned.
+	// DefaultLearnCapacity bounds the path groups whose query parameters
+	// are learned (fewer when MaxBytes is small: see Options.LearnCapacity).
+	// A group costs at most LearnGroupBytes, so 4096 groups reserve 14 MiB.
 	DefaultLearnCapacity = 4096
+	// DefaultLearnAfter is how long a parameter name must have been seen on
+	// a path group in normal traffic before keys keep it: the first minute
+	// of an attack, before the mode rises, cannot teach the cache its
+	// cache-busting names.
+	DefaultLearnAfter = time.Minute
 	// DefaultHitForPass is how long a key whose response could not be
 	// stored (Set-Cookie, private, no-store, too large, a stream) sends its
 	// requests straight to the origin without coalescing, so that they do
@@ -55,6 +61,19 @@ const (
 	DefaultMaxVariants = 32
 )
 
+// DefaultIgnoreParams are the query parameter names that Options.IgnoreParams
+// holds when it is nil: click identifiers and campaign tags that analytics
+// scripts read in the browser and that never change the page the origin
+// sends (Google, Facebook, Microsoft, Yandex, X, TikTok, LinkedIn,
+// Instagram, Mailchimp, HubSpot, Marketo), and jQuery's "_", the
+// timestamp of $.ajax({cache: false}). Their values are unique per click,
+// so they would otherwise split a popular page into one entry per visitor.
+var DefaultIgnoreParams = []string{
+	"utm_*", "fbclid", "gclid", "gclsrc", "dclid", "gbraid", "wbraid", "msclkid", "yclid",
+	"twclid", "ttclid", "li_fat_id", "igshid", "mc_cid", "mc_eid", "_ga", "_gl",
+	"_hsenc", "_hsmi", "mkt_tok", "_",
+}
+
 // DefaultSessionCookies are the cookie names that mark a logged-in visitor
 // when Options.SessionCookies is nil. A trailing "*" matches a prefix, a
 // leading "*" a suffix; names are case-sensitive. They cover PHP, Java,
@@ -70,11 +89,25 @@ var DefaultSessionCookies = []string{
 // Options configures a Cache. Every zero field takes the default named in
 // its comment; New validates the rest.
 type Options struct {
-	// MaxBytes bounds the bytes held: bodies, headers, keys and a fixed
-	// per-entry overhead (default 256 MiB). Eviction is W-TinyLFU (otter):
-	// a newcomer displaces an entry only if it is requested more often, so
-	// a scan of one-off URLs cannot flush the popular pages.
+	// MaxBytes bounds the cache's memory (default 256 MiB): the store
+	// (bodies and headers at their allocated sizes, keys and a per-entry
+	// overhead) gets MaxBytes minus InflightBytes minus, with LearnParams,
+	// the worst case of the learning table (LearnCapacity x
+	// LearnGroupBytes): 226 MiB of the default 256. Eviction is
+	// W-TinyLFU (otter): a newcomer displaces an entry only if it is
+	// requested more often, so a scan of one-off URLs cannot flush the
+	// popular pages. The Go heap holds the cache's live bytes plus
+	// garbage: with GOGC=100 and no memory limit the process can grow to
+	// about twice MaxBytes before a collection (see GOMEMLIMIT).
 	MaxBytes int64
+	// InflightBytes bounds the memory of what is being fetched: response
+	// bodies buffered for storing while they stream to the client, and the
+	// in-flight table (default MaxBytes/16, at least MaxEntryBytes). A
+	// response that would exceed it streams through without being stored
+	// (its key is not marked hit-for-pass), and a miss that would exceed it
+	// is not coalesced, so a flood of large or slow downloads cannot grow
+	// the heap past MaxBytes.
+	InflightBytes int64
 	// MaxEntryBytes is the largest response stored (default 4 MiB); larger
 	// ones stream through uncached.
 	MaxEntryBytes int64
@@ -113,18 +146,41 @@ type Options struct {
 	// page. A path ending in "*" is a prefix (the longest one wins; an exact
 	// path beats any prefix); a name "*" keeps every parameter. Names are
 	// matched as they appear in the URL, not unescaped. In NormaliseIn and
-	// above, keys keep only these and the learned parameters.
+	// above, keys keep only these and the learned parameters. A name listed
+	// here is kept even if IgnoreParams or the learning say otherwise.
 	KnownParams map[string][]string
-	// LearnParams learns, below NormaliseIn, which parameters each path
-	// uses: a name is learned once the same name=value has been seen twice
-	// on the path in traffic the origin answered 2xx, so random
-	// cache-busting values never teach the cache anything. Zero value: off
-	// (the configuration's default turns it on).
+	// IgnoreParams are query parameter names that never change a page:
+	// from NormaliseIn up they are dropped from keys, they are never
+	// learned, and they do not make a query unknown (UnknownParams).
+	// "name*" matches a prefix, "*name" a suffix. Default
+	// DefaultIgnoreParams; an empty non-nil slice means none. Below
+	// NormaliseIn they stay in keys and reach the origin (server-side
+	// analytics keep their campaign tags).
+	IgnoreParams []string
+	// LearnParams learns, below NormaliseIn, which query parameters change
+	// the pages of each path group (paths whose numeric segments are
+	// replaced by "#": /news/123 and /news/124 are one group). A name seen
+	// on a group over at least LearnAfter is kept in keys from NormaliseIn
+	// up, unless the origin's answers prove it a cache-buster: different
+	// values of it, everything else equal (exact path, other parameters,
+	// Vary variant), fetched within a minute of each other, gave
+	// byte-identical 2xx bodies at least twice and more than four times as
+	// often as they gave different bodies. Names seen for less than
+	// LearnAfter (the first seconds of an attack) are dropped. Zero value:
+	// off (the configuration's default turns it on).
 	LearnParams bool
-	// LearnCapacity bounds the learned paths (default 4096); each path keeps
-	// at most 16 names. When full, the least recently seen of 8 sampled
-	// paths is evicted.
+	// LearnCapacity bounds the learned path groups (default
+	// DefaultLearnCapacity, lowered to what an eighth of MaxBytes holds at
+	// LearnGroupBytes each); each group tracks at most 16 names. When full,
+	// of 8 sampled groups the one with the fewest kept names, then the least
+	// recently seen, is evicted, so a flood of new paths cannot flush the
+	// groups that learned something. Its worst case, LearnCapacity x
+	// LearnGroupBytes, is reserved out of MaxBytes.
 	LearnCapacity int
+	// LearnAfter is how long a name must have been seen on a group, in
+	// traffic below NormaliseIn, before it is kept (default 1 min; negative:
+	// at once).
+	LearnAfter time.Duration
 	// NormaliseIn is the lowest mode in which keys keep only the known and
 	// learned parameters (default verdict.ModeUnderAttack; see
 	// ExplicitModes). Below it keys keep every parameter, sorted.
@@ -189,8 +245,19 @@ func (o *Options) setDefaults() {
 	if o.SessionCookies == nil {
 		o.SessionCookies = DefaultSessionCookies
 	}
+	if o.InflightBytes == 0 && o.MaxBytes > 0 {
+		o.InflightBytes = max(o.MaxBytes/16, o.MaxEntryBytes)
+	}
 	if o.LearnCapacity == 0 {
-		o.LearnCapacity = DefaultLearnCapacity
+		o.LearnCapacity = int(min(DefaultLearnCapacity, max(16, o.MaxBytes/8/LearnGroupBytes)))
+	}
+	if o.LearnAfter == 0 {
+		o.LearnAfter = DefaultLearnAfter
+	} else if o.LearnAfter < 0 {
+		o.LearnAfter = 0
+	}
+	if o.IgnoreParams == nil {
+		o.IgnoreParams = DefaultIgnoreParams
 	}
 	if o.HitForPass == 0 {
 		o.HitForPass = DefaultHitForPass
@@ -242,6 +309,12 @@ func (o *Options) validate() error {
 	if o.LearnCapacity < 0 {
 		bad("learn capacity %d: must not be negative", o.LearnCapacity)
 	}
+	if o.InflightBytes < o.MaxEntryBytes || o.InflightBytes > o.MaxBytes/4 {
+		bad("in-flight bytes %d: must be in [max entry bytes %d, max bytes/4]", o.InflightBytes, o.MaxEntryBytes)
+	}
+	if o.LearnParams && int64(o.LearnCapacity)*LearnGroupBytes > o.MaxBytes/4 {
+		bad("learn capacity %d: %d groups of %d bytes exceed a quarter of max bytes %d", o.LearnCapacity, o.LearnCapacity, LearnGroupBytes, o.MaxBytes)
+	}
 	if o.HitForPass < 0 || o.NotFoundTTL < 0 || o.RefreshTimeout < 0 {
 		bad("hit-for-pass %v, not-found TTL %v, refresh timeout %v: must not be negative", o.HitForPass, o.NotFoundTTL, o.RefreshTimeout)
 	}
@@ -251,6 +324,11 @@ func (o *Options) validate() error {
 	for _, n := range o.SessionCookies {
 		if strings.Trim(n, "*") == "" || strings.Count(n, "*") > 1 || (strings.Contains(n, "*") && !strings.HasPrefix(n, "*") && !strings.HasSuffix(n, "*")) {
 			bad("session cookie %q: want a name, name* or *name", n)
+		}
+	}
+	for _, n := range o.IgnoreParams {
+		if strings.Trim(n, "*") == "" || strings.Count(n, "*") > 1 || (strings.Contains(n, "*") && !strings.HasPrefix(n, "*") && !strings.HasSuffix(n, "*")) || strings.ContainsAny(n, "&=") {
+			bad("ignore params %q: want a name, name* or *name", n)
 		}
 	}
 	for p, names := range o.KnownParams {

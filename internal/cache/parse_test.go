@@ -152,8 +152,19 @@ func FuzzKeyNormalisation(f *testing.F) {
 				t.Fatalf("order matters: %q vs %q", key, kb.b)
 			}
 		}
-		// A filter keeping nothing leaves no query.
+		// Without ignored names or busters, every dropped parameter is
+		// unknown; when every name is ignored, none is.
 		r.URL = u
+		buildPrimary(kb, r, &paramFilter{cfg: paramSet{names: []string{"q"}}})
+		if kb.unknown != kb.dropped {
+			t.Fatalf("%q: unknown %v, dropped %v", query, kb.unknown, kb.dropped)
+		}
+		all := newNameMatcher([]string{"*"})
+		buildPrimary(kb, r, &paramFilter{cfg: paramSet{names: []string{"q"}}, ignore: &all})
+		if kb.unknown {
+			t.Fatalf("%q: unknown with every name ignored", query)
+		}
+		// A filter keeping nothing leaves no query.
 		buildPrimary(kb, r, &paramFilter{})
 		if kb.qEnd != kb.qStart || strings.Contains(string(kb.b[:kb.primary]), "?") && !strings.Contains(path, "?") {
 			t.Fatalf("empty filter kept %q", kb.b)
@@ -233,7 +244,7 @@ func FuzzParseVary(f *testing.F) {
 }
 
 func TestSessionCookies(t *testing.T) {
-	m := newSessionMatcher(DefaultSessionCookies)
+	m := newNameMatcher(DefaultSessionCookies)
 	tests := []struct {
 		cookie string
 		want   bool
@@ -259,7 +270,7 @@ func TestSessionCookies(t *testing.T) {
 func FuzzSessionCookies(f *testing.F) {
 	f.Add("a=1; PHPSESSID=2")
 	f.Add(";;=;")
-	m := newSessionMatcher(DefaultSessionCookies)
+	m := newNameMatcher(DefaultSessionCookies)
 	f.Fuzz(func(t *testing.T, s string) {
 		got := m.hasSession([]string{s})
 		// Splitting the header at a ';' into two headers means the same.

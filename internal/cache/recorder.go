@@ -45,6 +45,13 @@ type recorder struct {
 	cancel         context.CancelFunc
 	head           bool        // the client asked HEAD: no body goes to it
 	passing        atomic.Bool // the client's departure may cancel the fetch
+	// noStale: the stale copy may revalidate but not stand in for a
+	// failure (the safety net for keys that dropped unknown parameters).
+	noStale bool
+	// reserved is what buf holds of the in-flight budget; overBudget
+	// means the budget ran out and buf was given up.
+	reserved   int64
+	overBudget bool
 
 	wroteHeader bool
 	mode        int
@@ -87,7 +94,7 @@ func (rec *recorder) WriteHeader(code int) {
 	case code == http.StatusNotModified && rec.sentValidators:
 		rec.mode = modeRevalidated
 		return
-	case code >= 500 && rec.stale != nil && rec.stale.usableOnError(now):
+	case code >= 500 && rec.stale != nil && rec.stale.usableOnError(now) && !c.safetyNet(rec.noStale, rec.stale):
 		rec.mode = modeStale
 		return
 	}
@@ -96,7 +103,7 @@ func (rec *recorder) WriteHeader(code int) {
 	switch {
 	case c.storable(code, rec.hdr, rec.cc):
 		rec.mode = modeStore
-		if n, ok := contentLength(rec.hdr); ok && n > 0 {
+		if n, ok := contentLength(rec.hdr); ok && n > 0 && rec.reserve(int64(allocSize(int(n)))) {
 			rec.buf = make([]byte, 0, n)
 		}
 	case code >= 500:
@@ -132,13 +139,16 @@ func (rec *recorder) Write(p []byte) (int, error) {
 	case modeStale, modeRevalidated:
 		return len(p), nil
 	case modeStore, modeShare:
-		if !rec.tooBig {
+		if !rec.tooBig && !rec.overBudget {
 			if int64(len(rec.buf)+len(p)) > rec.c.o.MaxEntryBytes {
 				rec.tooBig = true
-				rec.buf = nil
-				rec.startPassing()
+				rec.dropBuffer()
 			} else {
 				rec.buf = append(rec.buf, p...)
+				if grown := int64(allocSize(cap(rec.buf))) - rec.reserved; grown > 0 && !rec.reserve(grown) {
+					rec.overBudget = true
+					rec.dropBuffer()
+				}
 			}
 		}
 	}
@@ -161,6 +171,30 @@ func (rec *recorder) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	return n, nil
+}
+
+// reserve takes n more bytes of the in-flight budget for buf.
+func (rec *recorder) reserve(n int64) bool {
+	if !rec.c.inflight.take(n) {
+		return false
+	}
+	rec.reserved += n
+	return true
+}
+
+// dropBuffer gives up buffering: the response streams through and is not
+// stored, and the client's departure may cancel the fetch.
+func (rec *recorder) dropBuffer() {
+	rec.buf = nil
+	rec.release()
+	rec.startPassing()
+}
+
+// release returns buf's share of the in-flight budget (once buf is stored,
+// the store's weight counts it).
+func (rec *recorder) release() {
+	rec.c.inflight.give(rec.reserved)
+	rec.reserved = 0
 }
 
 // Flush implements http.Flusher.

@@ -7,16 +7,16 @@ import (
 	"strings"
 )
 
-// sessionMatcher recognises session cookies by name: exact, prefix ("name*")
-// or suffix ("*name").
-type sessionMatcher struct {
+// nameMatcher recognises cookie or parameter names: exact, prefix ("name*")
+// or suffix ("*name"). It does not allocate.
+type nameMatcher struct {
 	exact    map[string]struct{}
 	prefixes []string
 	suffixes []string
 }
 
-func newSessionMatcher(names []string) sessionMatcher {
-	m := sessionMatcher{exact: make(map[string]struct{})}
+func newNameMatcher(names []string) nameMatcher {
+	m := nameMatcher{exact: make(map[string]struct{})}
 	for _, n := range names {
 		switch {
 		case strings.HasSuffix(n, "*"):
@@ -30,7 +30,7 @@ func newSessionMatcher(names []string) sessionMatcher {
 	return m
 }
 
-func (m *sessionMatcher) matchName(name string) bool {
+func (m *nameMatcher) matchName(name string) bool {
 	if _, ok := m.exact[name]; ok {
 		return true
 	}
@@ -49,7 +49,7 @@ func (m *sessionMatcher) matchName(name string) bool {
 
 // hasSession reports whether any Cookie header value names a session cookie.
 // It parses "a=1; b=2" loosely (as browsers send it) and does not allocate.
-func (m *sessionMatcher) hasSession(cookies []string) bool {
+func (m *nameMatcher) hasSession(cookies []string) bool {
 	for _, v := range cookies {
 		for v != "" {
 			var pair string
