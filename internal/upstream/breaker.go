@@ -44,6 +44,7 @@ type upstream struct {
 	host   string // host[:port] dialled
 	weight int64
 	rt     http.RoundTripper // the fast path, or the http.Transport
+	h1     *h1Transport      // the fast path; nil for HTTP/2 origins or when disabled
 	idle   interface{ CloseIdleConnections() }
 	check  *http.Request // health check template
 

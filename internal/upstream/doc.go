@@ -15,7 +15,11 @@
 // once with a Rewrite function (never Director) and one sync.Pool of copy
 // buffers. Each origin has a tuned [http.Transport] and, for "http" and
 // "https" origins, a direct HTTP/1.1 fast path that serves bodiless GET and
-// HEAD requests on the handler's goroutine. Choosing an origin uses atomic
+// HEAD requests on the handler's goroutine. When every origin has that
+// fast path, such requests skip ReverseProxy too: the pool writes the
+// outbound request itself and copies an ordinary answer's head and body
+// straight to the client (the direct path), handing only unusual answers
+// to a ReverseProxy that replays them. Choosing an origin uses atomic
 // counters only; locks are taken only when an origin fails or changes
 // state.
 package upstream

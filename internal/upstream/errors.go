@@ -86,6 +86,16 @@ func classifyBodyError(err error) (int, string) {
 // handleError is ReverseProxy's ErrorHandler: it answers with the shield's
 // page, or with nothing when the client is gone.
 func (p *Pool) handleError(w http.ResponseWriter, r *http.Request, err error) {
+	if p.answerError(w, r, err) == 0 {
+		if sw, ok := w.(*statusWriter); ok && sw.status == 0 {
+			sw.status = statusClientClosed
+		}
+	}
+}
+
+// answerError writes the shield's page for err and returns its status, or
+// writes nothing and returns 0 when the client is gone.
+func (p *Pool) answerError(w http.ResponseWriter, r *http.Request, err error) int {
 	status, reason := http.StatusBadGateway, ReasonUpstreamError
 	var pe *proxyError
 	switch {
@@ -95,10 +105,7 @@ func (p *Pool) handleError(w http.ResponseWriter, r *http.Request, err error) {
 		status = statusClientClosed
 	}
 	if status == statusClientClosed {
-		if sw, ok := w.(*statusWriter); ok && sw.status == 0 {
-			sw.status = statusClientClosed
-		}
-		return
+		return 0
 	}
 	if status < 400 || status > 599 {
 		status = http.StatusBadGateway
@@ -111,6 +118,7 @@ func (p *Pool) handleError(w http.ResponseWriter, r *http.Request, err error) {
 			slog.String("reason", reason), slog.String("error", err.Error()))
 	}
 	writePage(w, r, status, reason)
+	return status
 }
 
 //go:embed pages/error.html

@@ -56,6 +56,15 @@ type h1Conn struct {
 	bw     *bufio.Writer
 	idleAt time.Time
 	reused bool
+
+	// cancelled is set by onCancel, the context.AfterFunc hook of the
+	// exchange in progress (bound once per connection, so arming it costs
+	// no closure).
+	cancelled atomic.Bool
+	onCancel  func()
+	// fields is the direct path's scratch list of parsed response header
+	// fields, reused from one exchange to the next.
+	fields []headerField
 }
 
 var _ http.RoundTripper = (*h1Transport)(nil)
@@ -181,6 +190,10 @@ func (t *h1Transport) getConn(ctx context.Context, fresh bool) (*h1Conn, error) 
 	pc := &h1Conn{t: t, c: c, bw: bufio.NewWriterSize(c, 4<<10)}
 	pc.lr.r = c
 	pc.br = bufio.NewReaderSize(&pc.lr, 4<<10)
+	pc.onCancel = func() {
+		pc.cancelled.Store(true)
+		_ = pc.c.SetDeadline(aLongTimeAgo)
+	}
 	return pc, nil
 }
 
@@ -261,57 +274,86 @@ func (pc *h1Conn) close() {
 var aLongTimeAgo = time.Unix(1, 0)
 
 func (pc *h1Conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response, error) {
-	var cancelled atomic.Bool
-	stop := context.AfterFunc(ctx, func() {
-		cancelled.Store(true)
-		_ = pc.c.SetDeadline(aLongTimeAgo)
-	})
-	fail := func(err error) (*http.Response, error) {
-		stop()
-		pc.close()
-		if cancelled.Load() {
-			return nil, ctx.Err()
-		}
-		return nil, err
-	}
+	stop := pc.begin(ctx)
 	if err := writeRequest(pc.bw, req); err != nil {
-		return fail(err)
+		return nil, pc.fail(ctx, stop, err)
 	}
+	if err := pc.send(); err != nil {
+		return nil, pc.fail(ctx, stop, err)
+	}
+	var got1xx func(int, textproto.MIMEHeader) error
+	if trace := httptrace.ContextClientTrace(ctx); trace != nil {
+		got1xx = trace.Got1xxResponse
+	}
+	return pc.readResponse(ctx, req, stop, got1xx)
+}
+
+// begin arms the cancellation of one exchange: when ctx ends, a past
+// deadline unblocks the connection's I/O and the connection is discarded.
+// The returned stop must be called before the connection is reused.
+func (pc *h1Conn) begin(ctx context.Context) (stop func() bool) {
+	pc.cancelled.Store(false)
+	return context.AfterFunc(ctx, pc.onCancel)
+}
+
+// fail ends an exchange that went wrong: the connection is closed, and the
+// error is ctx's when the exchange was cancelled.
+func (pc *h1Conn) fail(ctx context.Context, stop func() bool, err error) error {
+	stop()
+	pc.close()
+	if pc.cancelled.Load() {
+		return ctx.Err()
+	}
+	return err
+}
+
+// send flushes the request written to pc.bw, arms the response header
+// limit and timeout, and waits for the first byte of the answer. A reused
+// connection that fails before any byte of the answer arrived reports
+// errStaleConn (the origin closed it while idle).
+func (pc *h1Conn) send() error {
 	if err := pc.bw.Flush(); err != nil {
 		if pc.reused {
-			return fail(errStaleConn)
+			return errStaleConn
 		}
-		return fail(err)
+		return err
 	}
 	pc.lr.n = maxResponseHeaderBytes
 	if t := pc.t.headerWait; t > 0 {
 		_ = pc.c.SetReadDeadline(time.Now().Add(t)) // a real deadline, whatever clock idles are kept by
 	}
 	if _, err := pc.br.Peek(1); err != nil {
-		if pc.reused && !cancelled.Load() && !isTimeout(err) {
-			return fail(errStaleConn)
+		if pc.reused && !pc.cancelled.Load() && !isTimeout(err) {
+			return errStaleConn
 		}
-		return fail(timeoutHeaders(err))
+		return timeoutHeaders(err)
 	}
-	var trace *httptrace.ClientTrace
+	return nil
+}
+
+// readResponse reads the origin's answer with net/http's parser, passing
+// informational (1xx) answers to got1xx (if set). The final response's
+// body returns the connection to the idle stack when read to its end and
+// closed.
+func (pc *h1Conn) readResponse(ctx context.Context, req *http.Request, stop func() bool, got1xx func(int, textproto.MIMEHeader) error) (*http.Response, error) {
 	for informational := 0; ; informational++ {
 		res, err := http.ReadResponse(pc.br, req)
 		if err != nil {
-			return fail(timeoutHeaders(err))
+			return nil, pc.fail(ctx, stop, timeoutHeaders(err))
 		}
 		if res.StatusCode == http.StatusRequestTimeout && pc.reused && informational == 0 {
 			// Servers send an unsolicited 408 on an idle connection they
 			// are closing; it does not answer this request.
-			return fail(errStaleConn)
+			return nil, pc.fail(ctx, stop, errStaleConn)
 		}
 		if res.StatusCode >= 200 || informational >= 5 {
 			if res.StatusCode < 200 {
-				return fail(fmt.Errorf("upstream: too many 1xx responses"))
+				return nil, pc.fail(ctx, stop, fmt.Errorf("upstream: too many 1xx responses"))
 			}
 			_ = pc.c.SetReadDeadline(time.Time{})
 			pc.lr.n = -1
 			if res.Body == http.NoBody || res.Body == nil {
-				if !stop() || res.Close {
+				if !stop() || res.Close || pc.br.Buffered() > 0 {
 					pc.close()
 				} else {
 					pc.t.putIdle(pc)
@@ -323,14 +365,11 @@ func (pc *h1Conn) roundTrip(ctx context.Context, req *http.Request) (*http.Respo
 			return res, nil
 		}
 		if res.StatusCode == http.StatusSwitchingProtocols {
-			return fail(errors.New("upstream: 101 Switching Protocols without an Upgrade request"))
+			return nil, pc.fail(ctx, stop, errors.New("upstream: 101 Switching Protocols without an Upgrade request"))
 		}
-		if trace == nil {
-			trace = httptrace.ContextClientTrace(ctx)
-		}
-		if trace != nil && trace.Got1xxResponse != nil {
-			if err := trace.Got1xxResponse(res.StatusCode, textproto.MIMEHeader(res.Header)); err != nil {
-				return fail(err)
+		if got1xx != nil {
+			if err := got1xx(res.StatusCode, textproto.MIMEHeader(res.Header)); err != nil {
+				return nil, pc.fail(ctx, stop, err)
 			}
 		}
 	}
@@ -426,7 +465,7 @@ func (b *h1Body) Close() error {
 		return nil
 	}
 	b.done = true
-	if b.stop() && b.eof && b.keep {
+	if b.stop() && b.eof && b.keep && b.pc.br.Buffered() == 0 {
 		_ = b.rc.Close() // at EOF: returns at once
 		b.pc.t.putIdle(b.pc)
 		return nil
