@@ -51,8 +51,8 @@ const (
 type learnTable struct {
 	seed       maphash.Seed
 	perShard   int
-	learnAfter uint32 // seconds
-	epoch      time.Time
+	learnAfter uint32       // seconds
+	epoch      int64        // Unix nanoseconds
 	groups     atomic.Int64 // groups held
 	slots      atomic.Int64 // names tracked, in all groups
 	kept       atomic.Int64 // names kept, in all groups
@@ -98,7 +98,7 @@ func newLearnTable(capacity int, learnAfter time.Duration, seed maphash.Seed, no
 		seed:       seed,
 		perShard:   max(1, (capacity+learnShards-1)/learnShards),
 		learnAfter: uint32(learnAfter / time.Second),
-		epoch:      now,
+		epoch:      now.UnixNano(),
 	}
 	for i := range t.shards {
 		t.shards[i].groups = make(map[string]*learnGroup)
@@ -106,14 +106,14 @@ func newLearnTable(capacity int, learnAfter time.Duration, seed maphash.Seed, no
 	return t
 }
 
-// sec converts a time to the table's clock: whole seconds since its epoch,
-// plus one so that zero means never.
-func (t *learnTable) sec(now time.Time) uint32 {
-	d := now.Sub(t.epoch)
+// sec converts Unix nanoseconds to the table's clock: whole seconds since
+// its epoch, plus one so that zero means never.
+func (t *learnTable) sec(now int64) uint32 {
+	d := now - t.epoch
 	if d < 0 {
 		return 1
 	}
-	return uint32(min(int64(d/time.Second), 1<<32-2)) + 1
+	return uint32(min(d/int64(time.Second), 1<<32-2)) + 1
 }
 
 func (t *learnTable) shardOf(shape []byte) *learnShard {
@@ -146,7 +146,7 @@ type observation struct {
 	// hits (nothing new was fetched) and for bodies that were not kept.
 	digest    uint64
 	hasDigest bool
-	now       time.Time
+	now       int64 // Unix nanoseconds
 }
 
 // param is one distinct name of a query and the sum of the hashes of its
@@ -176,9 +176,12 @@ func (t *learnTable) observe(o *observation, cfg *paramSet, ignore *nameMatcher)
 			continue
 		}
 		name, _, _ := strings.Cut(part, "=")
-		h := maphash.String(t.seed, part)
 		if ignore.matchName(name) && !cfg.has(name) {
 			continue // never matters: neither tracked nor context
+		}
+		var h uint64
+		if o.hasDigest { // contexts and values matter only for comparisons
+			h = maphash.String(t.seed, part)
 		}
 		i := 0
 		for i < n && ps[i].name != name {

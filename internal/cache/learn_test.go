@@ -73,7 +73,7 @@ func FuzzShape(f *testing.F) {
 func TestParamsLookupDoesNotAllocate(t *testing.T) {
 	c := mustNew(t, Options{LearnParams: true, LearnAfter: -1})
 	none := paramSet{}
-	o := observation{path: "/news/2026/11/25/budget-vote-123", query: "page=2&q=x", now: time.Now(), digest: 1, hasDigest: true}
+	o := observation{path: "/news/2026/11/25/budget-vote-123", query: "page=2&q=x", now: time.Now().UnixNano(), digest: 1, hasDigest: true}
 	c.params.learned.observe(&o, &none, &c.params.ignore)
 	o.hasDigest = false
 	var f paramFilter
@@ -230,7 +230,7 @@ func TestLearnTableBounded(t *testing.T) {
 	tab := newLearnTable(256, time.Minute, maphash.MakeSeed(), clk.Now())
 	none, ign := paramSet{}, newNameMatcher(nil)
 	see := func(path, query string, digest uint64) {
-		o := observation{path: path, query: query, now: clk.Now(), digest: digest, hasDigest: digest != 0}
+		o := observation{path: path, query: query, now: clk.Now().UnixNano(), digest: digest, hasDigest: digest != 0}
 		tab.observe(&o, &none, &ign)
 	}
 	// Learn q on 16 search-like paths over two minutes.
@@ -306,12 +306,12 @@ func TestLearnGroupBytes(t *testing.T) {
 	query := q.String()
 	pathOf := func(g int) string { return "/" + strings.Repeat("p", maxLearnPath-10) + fmt.Sprintf("/x%07d", g) }
 	for g := range groups {
-		o := observation{path: pathOf(g), query: query, now: clk.Now(), digest: uint64(g) + 1, hasDigest: true}
+		o := observation{path: pathOf(g), query: query, now: clk.Now().UnixNano(), digest: uint64(g) + 1, hasDigest: true}
 		tab.observe(&o, &none, &ign)
 	}
 	clk.Advance(2 * time.Minute)
 	for g := range groups { // every name kept: the snapshots are full too
-		o := observation{path: pathOf(g), query: query, now: clk.Now()}
+		o := observation{path: pathOf(g), query: query, now: clk.Now().UnixNano()}
 		tab.observe(&o, &none, &ign)
 	}
 	if len(pathOf(0)) != maxLearnPath {
@@ -344,7 +344,7 @@ func FuzzObserve(f *testing.F) {
 		cfg := paramSet{names: []string{"id"}}
 		ign := newNameMatcher(DefaultIgnoreParams)
 		for i := range 4 {
-			o := observation{path: path, query: query, now: clk.Now(), digest: digest + uint64(i%2), hasDigest: digest != 0}
+			o := observation{path: path, query: query, now: clk.Now().UnixNano(), digest: digest + uint64(i%2), hasDigest: digest != 0}
 			tab.observe(&o, &cfg, &ign)
 			clk.Advance(time.Duration(advance))
 		}
@@ -373,7 +373,7 @@ func BenchmarkLearnObserve(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		o := observation{path: "/search", query: queries[i%len(queries)], now: clk.t, digest: uint64(i) + 1, hasDigest: true}
+		o := observation{path: "/search", query: queries[i%len(queries)], now: clk.t.UnixNano(), digest: uint64(i) + 1, hasDigest: true}
 		tab.observe(&o, &none, &ign)
 		i++
 	}

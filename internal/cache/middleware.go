@@ -122,7 +122,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			putKeyBuf(kb)
 			c.st.hits.Add(1)
 			c.serve(w, r, e, hdrHit, now)
-			c.learnHit(r, mode, e.status)
+			c.learnHit(r, mode, e.status, now)
 			return
 		}
 		if e.staleServable(now, mode >= verdict.ModeUnderAttack) && !c.safetyNet(kb.unknown, e) {
@@ -519,11 +519,11 @@ func (c *Cache) learning(r *http.Request, mode verdict.Mode) bool {
 
 // learnHit tells the learned-parameters table that r's parameters were seen
 // (a hit brings no new body to compare).
-func (c *Cache) learnHit(r *http.Request, mode verdict.Mode, status int) {
+func (c *Cache) learnHit(r *http.Request, mode verdict.Mode, status int, now int64) {
 	if !c.learning(r, mode) || status/100 != 2 {
 		return
 	}
-	o := observation{path: r.URL.Path, query: r.URL.RawQuery, now: c.o.Now()}
+	o := observation{path: r.URL.Path, query: r.URL.RawQuery, now: now}
 	cfg := c.params.configured(r.URL.Path)
 	c.params.learned.observe(&o, &cfg, &c.params.ignore)
 }
@@ -535,7 +535,7 @@ func (c *Cache) learnFetch(r *http.Request, mode verdict.Mode, rec *recorder, re
 	if !c.learning(r, mode) || !rec.wroteHeader || res.stale {
 		return
 	}
-	o := observation{path: r.URL.Path, query: r.URL.RawQuery, now: c.o.Now()}
+	o := observation{path: r.URL.Path, query: r.URL.RawQuery, now: c.o.Now().UnixNano()}
 	switch e := res.e; {
 	case (rec.mode == modeStore || rec.mode == modeRevalidated) && e != nil && e.digest != 0 && e.status/100 == 2:
 		o.digest, o.hasDigest = e.digest, true

@@ -281,3 +281,34 @@ func FuzzSessionCookies(f *testing.F) {
 		}
 	})
 }
+
+// FuzzNameMatcher checks the matcher (and its first-byte shortcut) against
+// the plain reading of its patterns.
+func FuzzNameMatcher(f *testing.F) {
+	for _, n := range []string{"utm_source", "q", "", "_", "fbclid", "PHPSESSID", "x_session", "auth"} {
+		f.Add(n)
+	}
+	sets := [][]string{DefaultIgnoreParams, DefaultSessionCookies, {"a*", "b"}, {"*"}, {"x*", "*y"}, {}}
+	matchers := make([]nameMatcher, len(sets))
+	for i, s := range sets {
+		matchers[i] = newNameMatcher(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		for i, pats := range sets {
+			want := false
+			for _, p := range pats {
+				switch {
+				case strings.HasSuffix(p, "*"):
+					want = want || strings.HasPrefix(name, strings.TrimSuffix(p, "*"))
+				case strings.HasPrefix(p, "*"):
+					want = want || strings.HasSuffix(name, strings.TrimPrefix(p, "*"))
+				default:
+					want = want || name == p
+				}
+			}
+			if got := matchers[i].matchName(name); got != want {
+				t.Fatalf("patterns %q, name %q: %v, want %v", pats, name, got, want)
+			}
+		}
+	})
+}

@@ -8,11 +8,15 @@ import (
 )
 
 // nameMatcher recognises cookie or parameter names: exact, prefix ("name*")
-// or suffix ("*name"). It does not allocate.
+// or suffix ("*name"). Without suffix patterns, a name whose first byte no
+// exact name or prefix starts with is rejected without a map lookup. It does
+// not allocate.
 type nameMatcher struct {
 	exact    map[string]struct{}
 	prefixes []string
 	suffixes []string
+	first    [4]uint64 // first bytes of exact names and prefixes
+	any      bool      // an empty prefix ("*"): everything matches
 }
 
 func newNameMatcher(names []string) nameMatcher {
@@ -20,17 +24,31 @@ func newNameMatcher(names []string) nameMatcher {
 	for _, n := range names {
 		switch {
 		case strings.HasSuffix(n, "*"):
-			m.prefixes = append(m.prefixes, strings.TrimSuffix(n, "*"))
+			p := strings.TrimSuffix(n, "*")
+			m.prefixes = append(m.prefixes, p)
+			m.addFirst(p)
 		case strings.HasPrefix(n, "*"):
 			m.suffixes = append(m.suffixes, strings.TrimPrefix(n, "*"))
 		default:
 			m.exact[n] = struct{}{}
+			m.addFirst(n)
 		}
 	}
 	return m
 }
 
+func (m *nameMatcher) addFirst(s string) {
+	if s == "" {
+		m.any = true
+		return
+	}
+	m.first[s[0]>>6] |= 1 << (s[0] & 63)
+}
+
 func (m *nameMatcher) matchName(name string) bool {
+	if len(m.suffixes) == 0 && !m.any && (name == "" || m.first[name[0]>>6]&(1<<(name[0]&63)) == 0) {
+		return name == "" && m.hasExact("")
+	}
 	if _, ok := m.exact[name]; ok {
 		return true
 	}
@@ -45,6 +63,11 @@ func (m *nameMatcher) matchName(name string) bool {
 		}
 	}
 	return false
+}
+
+func (m *nameMatcher) hasExact(name string) bool {
+	_, ok := m.exact[name]
+	return ok
 }
 
 // hasSession reports whether any Cookie header value names a session cookie.
