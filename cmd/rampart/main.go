@@ -22,6 +22,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -218,6 +219,9 @@ func runShield(ctx context.Context, args []string, stdout, stderr io.Writer, isD
 	cfg, err := load()
 	if err != nil {
 		return err
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(shield.MemoryLimit(cfg))
 	}
 	s, err := shield.New(cfg, shield.Options{Version: version, Stderr: stderr})
 	if err != nil {

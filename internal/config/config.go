@@ -493,7 +493,12 @@ type ModeDurations struct {
 type Cache struct {
 	// Disabled turns the cache off.
 	Disabled bool `yaml:"disabled"`
-	// MaxSize caps the bytes held (bodies and headers).
+	// MaxSize bounds the cache's memory: stored responses (bodies, headers
+	// and keys at their allocated sizes), responses being fetched
+	// (inflight_size) and the learned-parameters table. The process can grow
+	// past it by the Go runtime's garbage-collection headroom; rampart sets a
+	// soft memory limit (GOMEMLIMIT, unless set) of 1.5 x max_size + 384 MiB
+	// to keep that headroom small.
 	MaxSize ByteSize `yaml:"max_size"`
 	// MaxEntrySize is the largest response cached; larger ones stream
 	// through.
@@ -513,15 +518,46 @@ type Cache struct {
 	CoalesceWait Duration `yaml:"coalesce_wait"`
 	// SessionCookies name cookies that mark a logged-in visitor: such
 	// requests are never answered from the cache. A trailing * matches a
-	// prefix.
+	// prefix, a leading * a suffix.
 	SessionCookies []string `yaml:"session_cookies"`
-	// KnownParams lists, per path pattern, the query parameters that change
-	// the page. Under attack the cache key keeps only these (and the learned
-	// ones), so random query strings all hit one entry.
+	// KnownParams lists, per path (exact, or a prefix ending in *; the
+	// longest wins), the query parameters that change the page. From
+	// normalise_mode up, cache keys keep only these and the learned ones, so
+	// random query strings all hit one entry. Listed names are always kept: a
+	// search's q here can never be mistaken for a cache-buster, even right
+	// after a restart or when an attack starts at once. The defaults cover
+	// common CMSs (WordPress, Drupal, Joomla, MediaWiki, TYPO3, Plone) and
+	// site search; a map in the file replaces them (copy what you need).
 	KnownParams map[string][]string `yaml:"known_params"`
-	// LearnParams learns each path's parameters from normal traffic.
+	// IgnoreParams are query parameters that never change a page (click ids,
+	// campaign tags, jQuery's _ timestamp). From normalise_mode up they are
+	// dropped from cache keys, and they are never learned. A trailing *
+	// matches a prefix, a leading * a suffix. Stops floods that bust the
+	// cache with ?fbclid=<random> or ?_=<random>.
+	IgnoreParams []string `yaml:"ignore_params"`
+	// LearnParams learns, in normal mode, which query parameters change each
+	// path's pages (paths grouped with numeric and id-like segments
+	// replaced). A name seen on a group for at least learn_after is kept in
+	// keys under attack, unless the origin's own answers proved it a
+	// cache-buster (different values, all else equal, gave identical pages).
 	LearnParams bool `yaml:"learn_params"`
-	// NormaliseMode is the lowest mode in which keys drop unknown parameters.
+	// LearnAfter is how long a parameter must have been seen in normal
+	// traffic before it is kept: the first seconds of an attack, before the
+	// mode rises, cannot teach the cache the attack's cache-busting names.
+	LearnAfter Duration `yaml:"learn_after"`
+	// LearnCapacity bounds the path groups learned (16 names each, 3.5 KiB
+	// per group reserved out of max_size); when full, groups that learned
+	// nothing go first.
+	LearnCapacity int `yaml:"learn_capacity"`
+	// InflightSize bounds the memory of responses being fetched and
+	// buffered for storing; a response that would exceed it streams through
+	// unstored. 0: max_size/16 (at least max_entry_size). Stops a flood of
+	// large or slow downloads from growing memory past max_size.
+	InflightSize ByteSize `yaml:"inflight_size"`
+	// NormaliseMode is the lowest mode in which keys drop parameters that
+	// are neither known nor learned. When a key dropped a parameter that
+	// may still matter, a copy the origin did not mark cacheable is served
+	// only while fresh (at most micro_ttl old), never stale.
 	NormaliseMode string `yaml:"normalise_mode"`
 }
 

@@ -142,6 +142,19 @@ func TestErrorsNamePosition(t *testing.T) {
 	}
 }
 
+func TestMapsReplaceDefaults(t *testing.T) {
+	c, err := Parse([]byte("cache:\n  known_params:\n    \"/find*\": [term]\n"), "x.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Cache.KnownParams) != 1 || c.Cache.KnownParams["/find*"][0] != "term" {
+		t.Fatalf("known_params merged with the defaults instead of replacing them: %v", c.Cache.KnownParams)
+	}
+	if d := Default(); len(d.Cache.KnownParams["/search*"]) == 0 {
+		t.Fatal("the default known_params lost the search parameters")
+	}
+}
+
 func TestValidateNeedsUpstream(t *testing.T) {
 	c, err := Parse([]byte("mode: normal\n"), "x.yaml")
 	if err != nil {

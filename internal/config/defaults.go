@@ -100,9 +100,34 @@ func Default() *Config {
 			MicroCacheMode: "elevated",
 			StaleIfError:   Duration(time.Hour),
 			CoalesceWait:   Duration(5 * time.Second),
-			SessionCookies: []string{"session*", "sessionid", "PHPSESSID", "JSESSIONID", "wordpress_logged_in_*", "wp-settings-*", "SESS*", "SSESS*", "_session*", "auth*"},
-			LearnParams:    true,
-			NormaliseMode:  "elevated",
+			SessionCookies: []string{
+				"session*", "sessionid", "PHPSESSID", "JSESSIONID", "ASP.NET_SessionId", "ASPSESSIONID*",
+				"connect.sid", "_session*", "*_session", "laravel_session",
+				"wordpress_logged_in_*", "wordpress_sec_*", "wp-settings-*", "wp-postpass_*", "comment_author_*",
+				"SESS*", "SSESS*", "auth*", "_shibsession_*", "mod_auth_openidc_session*", "KEYCLOAK_SESSION*",
+			},
+			KnownParams: map[string][]string{
+				// WordPress and PHP front pages: posts, pages, categories,
+				// tags, archives, authors, search, pagination, language;
+				// TYPO3 ?id=&L=.
+				"/": {"p", "page_id", "cat", "tag", "m", "author", "s", "paged", "page", "lang", "id", "L"},
+				// Joomla, MediaWiki, TYPO3, WordPress through index.php.
+				"/index.php*": {"p", "page_id", "s", "paged", "option", "view", "id", "Itemid", "catid", "task", "layout", "limitstart", "start", "title", "action", "oldid", "diff", "curid", "search", "L", "type", "cHash", "page", "lang"},
+				// Site search: generic, Drupal (/search/node?keys=), Plone.
+				"/search*":   {"q", "query", "keys", "keywords", "s", "search", "term", "text", "SearchableText", "page", "sort", "order", "type", "lang"},
+				"/@@search*": {"SearchableText", "sort_on", "b_start", "b_size", "portal_type", "Subject", "page", "lang"},
+				// Pagination and language anywhere else.
+				"/*": {"page", "lang"},
+			},
+			IgnoreParams: []string{
+				"utm_*", "fbclid", "gclid", "gclsrc", "dclid", "gbraid", "wbraid", "msclkid", "yclid",
+				"twclid", "ttclid", "li_fat_id", "igshid", "mc_cid", "mc_eid", "_ga", "_gl",
+				"_hsenc", "_hsmi", "mkt_tok", "_",
+			},
+			LearnParams:   true,
+			LearnAfter:    Duration(time.Minute),
+			LearnCapacity: 4096,
+			NormaliseMode: "elevated",
 		},
 		Admission: Admission{
 			InitialLimit: 20,

@@ -218,8 +218,21 @@ func (c *Config) validate(complete bool) ErrorList {
 		if cc.MaxSize < 1<<20 {
 			k.failf("cache.max_size", "must be at least 1MiB, got %v", cc.MaxSize)
 		}
-		if cc.MaxEntrySize < 1 || cc.MaxEntrySize > cc.MaxSize {
-			k.failf("cache.max_entry_size", "must be between 1 byte and cache.max_size")
+		if cc.MaxEntrySize < 1 || cc.MaxEntrySize > cc.MaxSize/4 {
+			k.failf("cache.max_entry_size", "must be between 1 byte and a quarter of cache.max_size")
+		}
+		if cc.InflightSize != 0 && (cc.InflightSize < cc.MaxEntrySize || cc.InflightSize > cc.MaxSize/4) {
+			k.failf("cache.inflight_size", "must be 0 (automatic) or between cache.max_entry_size and a quarter of cache.max_size")
+		}
+		k.durRange("cache.learn_after", cc.LearnAfter, 0, 24*time.Hour)
+		k.intRange("cache.learn_capacity", cc.LearnCapacity, 1, 1<<20)
+		if cc.LearnParams && int64(cc.LearnCapacity)*3584 > int64(cc.MaxSize)/4 {
+			k.failf("cache.learn_capacity", "its table (3.5 KiB a path group) must fit in a quarter of cache.max_size")
+		}
+		for i, n := range cc.IgnoreParams {
+			if n == "" || n == "*" {
+				k.failf(fmt.Sprintf("cache.ignore_params[%d]", i), "a parameter name must not be empty or match everything")
+			}
 		}
 		k.durRange("cache.micro_ttl", cc.MicroTTL, 0, time.Hour)
 		k.oneOf("cache.micro_cache_mode", cc.MicroCacheMode, modes...)

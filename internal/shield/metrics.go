@@ -234,10 +234,13 @@ func (c *componentCollector) Collect(ch chan<- prometheus.Metric) {
 		g(dTable, float64(cs.Entries), "cache")
 		g(dTableCap, float64(cs.MaxBytes), "cache_bytes")
 		g(dCacheBytes, float64(cs.Bytes))
+		g(dTable, float64(cs.LearnedPaths), "learned_paths")
+		g(dTable, float64(cs.LearnedNames), "learned_names")
 		for ev, v := range map[string]uint64{
 			"hit": cs.Hits, "miss": cs.Misses, "stale": cs.Stale, "coalesced": cs.Coalesced, "bypass": cs.Bypass,
 			"stored": cs.Stored, "evicted": cs.Evictions, "expired": cs.Expirations, "purged": cs.Purged,
 			"miss_limited": cs.MissLimited, "coalesce_timeout": cs.CoalesceTimeouts, "hit_for_pass": cs.HitForPass,
+			"dropped_unknown_param": cs.DroppedUnknown, "safety_net": cs.SafetyNet, "inflight_refused": cs.InflightRefused,
 		} {
 			cnt(dCacheEvents, float64(v), ev)
 		}

@@ -147,7 +147,11 @@ func cacheOptions(cfg *config.Config, s *Shield) cache.Options {
 		CoalesceWait:   c.CoalesceWait.D(),
 		SessionCookies: c.SessionCookies,
 		KnownParams:    c.KnownParams,
+		IgnoreParams:   nonNil(c.IgnoreParams),
 		LearnParams:    c.LearnParams,
+		LearnAfter:     learnAfter(c.LearnAfter.D()),
+		LearnCapacity:  c.LearnCapacity,
+		InflightBytes:  int64(c.InflightSize),
 		NormaliseIn:    norm,
 		ExplicitModes:  true,
 		Mode:           s.Mode,
@@ -237,4 +241,33 @@ func newBypass(cfg *config.Config, s *Shield) (*challenge.Bypass, error) {
 		return nil, fmt.Errorf("challenge good bots: %w", err)
 	}
 	return b, nil
+}
+
+// nonNil keeps an empty list empty: a nil list would take the cache's own
+// default.
+func nonNil(ss []string) []string {
+	if ss == nil {
+		return []string{}
+	}
+	return ss
+}
+
+// learnAfter maps the configuration's 0 (learn at once) to the cache's
+// negative.
+func learnAfter(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+// MemoryLimit is the soft memory limit rampart sets for itself (unless
+// GOMEMLIMIT is set): the cache's budget with room for the garbage
+// collector, plus the other tables (rate limits, blocks, replay filter).
+func MemoryLimit(cfg *config.Config) int64 {
+	limit := int64(384 << 20)
+	if !cfg.Cache.Disabled {
+		limit += int64(cfg.Cache.MaxSize) * 3 / 2
+	}
+	return limit
 }
