@@ -150,6 +150,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			c.serve(w, r, e, hdrStale, now)
 			return
 		}
+		if c.o.RefuseMiss != nil && c.o.RefuseMiss(w, r) {
+			return
+		}
 		refuseMiss(w, r)
 		return
 	}

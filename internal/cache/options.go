@@ -198,6 +198,10 @@ type Options struct {
 	// request gets a stale copy if there is one, else 429 with
 	// Rampart-Mitigated: miss-limit.
 	AdmitMiss func(r *http.Request) bool
+	// RefuseMiss, if set, answers a miss that AdmitMiss refused when no
+	// stale copy covers it (the shield sends its challenge there); it
+	// returns false to leave the cache's own 429 answer.
+	RefuseMiss func(w http.ResponseWriter, r *http.Request) bool
 	// HitForPass is how long a key whose response could not be stored
 	// sends requests straight to the origin without coalescing (default
 	// 5 s).

@@ -392,6 +392,18 @@ type Match struct {
 	Cleared *bool `yaml:"cleared"`
 	// Modes selects requests only while the shield is in one of these modes.
 	Modes []string `yaml:"modes"`
+	// Navigation selects page navigations (true: GET or HEAD with
+	// Sec-Fetch-Mode: navigate, or asking for text/html without that
+	// header) or everything else (false): assets, API calls, form posts.
+	Navigation *bool `yaml:"navigation"`
+	// Miss, when true, makes the rule look only at requests that would go
+	// to the origin: cache misses, and everything the cache does not take
+	// (other methods, logged-in visitors, uncacheable pages). Such a rule
+	// is checked when the cache has no copy, after the request rules, so
+	// a request answered from the cache never fires it. A rule with a
+	// limit and miss: true counts misses (limit.count must be misses or
+	// left out).
+	Miss bool `yaml:"miss"`
 }
 
 // FieldMatch is a condition on a header or cookie.

@@ -159,6 +159,14 @@ func Default() *Config {
 //     dozens of assets at once, and they are cheap (cached).
 //   - Writes (POST, PUT, PATCH, DELETE) per address, 2/s with a burst of 10:
 //     comment forms and logins are rare, and writes always reach the origin.
+//   - Page navigations without a clearance that the cache cannot answer,
+//     from elevated mode up: challenged. Once the shield has seen a surge,
+//     the origin's work goes to visitors who have shown they run a
+//     browser, while every cached page is still served to anyone; a flood
+//     of searches, random query strings or old articles stops at the
+//     challenge. A real reader pays one proof of work (about half a
+//     second) per clearance lifetime, and only when it asks for a page
+//     the cache does not hold.
 //   - Cache misses per address, 5/s with a burst of 20: a miss costs the
 //     origin real work; a cache-busting bot misses on every request.
 func BuiltinRules() []Rule {
@@ -186,6 +194,11 @@ func BuiltinRules() []Rule {
 			Name:   "default-pages-per-prefix",
 			Match:  Match{Static: &f, Cleared: &f},
 			Limit:  &Limit{Rate: 100, Burst: 300, By: []string{"prefix"}},
+			Action: "challenge",
+		},
+		{
+			Name:   "default-uncleared-page-misses",
+			Match:  Match{Miss: true, Navigation: &t, Cleared: &f, Modes: []string{"elevated", "under_attack"}},
 			Action: "challenge",
 		},
 		{

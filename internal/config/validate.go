@@ -381,6 +381,9 @@ func (r *Rule) validate(k *checker, p string, names map[string]bool) {
 				k.failf(fmt.Sprintf("%s.by[%d]", lp, i), "%v", err)
 			}
 		}
+		if m.Miss && l.Count != "" && l.Count != "misses" {
+			k.failf(lp+".count", "a rule with match.miss: true counts misses; got count: %s", l.Count)
+		}
 		switch l.Count {
 		case "", "requests", "misses":
 			if len(l.Statuses) > 0 || l.CostHeader != "" {

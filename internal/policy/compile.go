@@ -57,6 +57,7 @@ type rule struct {
 	query    *config.QueryMatch
 	static   int8 // -1 any, 0 false, 1 true
 	cleared  int8
+	nav      int8  // page navigation: -1 any, 0 no, 1 yes
 	modes    uint8 // bitmask of verdict.Mode; 0 = all
 	maxBody  int64
 	anyMatch bool // no condition at all
@@ -154,6 +155,7 @@ func compileRule(cr *config.Rule) (*rule, error) {
 		reason:  "rule:" + cr.Name,
 		static:  tri(cr.Match.Static),
 		cleared: tri(cr.Match.Cleared),
+		nav:     tri(cr.Match.Navigation),
 		maxBody: int64(cr.MaxBody),
 		hosts:   cr.Match.Hosts,
 		paths:   cr.Match.Paths,
@@ -186,7 +188,10 @@ func compileRule(cr *config.Rule) (*rule, error) {
 		r.modes |= 1 << md
 	}
 	r.anyMatch = len(r.hosts) == 0 && len(r.paths) == 0 && len(r.methods) == 0 && len(r.headers) == 0 &&
-		len(r.cookies) == 0 && r.clients == nil && r.query == nil && r.static < 0 && r.cleared < 0 && r.modes == 0
+		len(r.cookies) == 0 && r.clients == nil && r.query == nil && r.static < 0 && r.cleared < 0 && r.nav < 0 && r.modes == 0
+	if cr.Match.Miss {
+		r.count = countMisses
+	}
 
 	if l := cr.Limit; l != nil {
 		if act == verdict.Allow {
@@ -213,10 +218,19 @@ func compileRule(cr *config.Rule) (*rule, error) {
 		}
 		switch l.Count {
 		case "", "requests":
+			if cr.Match.Miss && l.Count == "" {
+				break
+			}
+			if cr.Match.Miss {
+				return nil, fmt.Errorf("match.miss: true counts misses, not %s", l.Count)
+			}
 			r.count = countRequests
 		case "misses":
 			r.count = countMisses
 		case "responses":
+			if cr.Match.Miss {
+				return nil, fmt.Errorf("match.miss: true counts misses, not responses")
+			}
 			r.count = countResponses
 		default:
 			return nil, fmt.Errorf("unknown count %q", l.Count)

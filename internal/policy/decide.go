@@ -324,6 +324,9 @@ func (e *Engine) matches(r *rule, f *verdict.Facts, mode verdict.Mode) bool {
 	if r.cleared >= 0 && f.Clearance.Valid != (r.cleared == 1) {
 		return false
 	}
+	if r.nav >= 0 && f.Navigation != (r.nav == 1) {
+		return false
+	}
 	if len(r.methods) > 0 && !contains(r.methods, f.Method) {
 		return false
 	}

@@ -382,6 +382,74 @@ func TestMissRules(t *testing.T) {
 	}
 }
 
+// From elevated mode up, the built-in rules challenge a page navigation
+// without a clearance that would go to the origin; requests the cache
+// answers (plain Decide), cleared visitors, other requests and bypass
+// paths are not challenged, and normal mode challenges nothing.
+func TestUnclearedPageMissesChallenged(t *testing.T) {
+	e := newEngine(t, "", true, nil)
+	nav := facts("203.0.113.20", "GET", "/search")
+	nav.Navigation = true
+	if d := e.DecideMiss(nav, verdict.ModeNormal, t0); d.Action != verdict.Allow {
+		t.Fatalf("normal mode: %+v", d)
+	}
+	for _, m := range []verdict.Mode{verdict.ModeElevated, verdict.ModeUnderAttack} {
+		d := e.DecideMiss(nav, m, t0)
+		if d.Action != verdict.Challenge || d.Rule != "default-uncleared-page-misses" {
+			t.Fatalf("%v: uncleared page miss: %+v", m, d)
+		}
+	}
+	if d := e.Decide(nav, verdict.ModeElevated, t0); d.Action != verdict.Allow {
+		t.Fatalf("elevated request stage (a cache hit) challenged: %+v", d)
+	}
+	cleared := *nav
+	cleared.Clearance = verdict.Clearance{Valid: true, ID: 7}
+	if d := e.DecideMiss(&cleared, verdict.ModeElevated, t0); d.Action != verdict.Allow {
+		t.Fatalf("cleared page miss: %+v", d)
+	}
+	api := facts("203.0.113.21", "GET", "/search")
+	if d := e.DecideMiss(api, verdict.ModeElevated, t0); d.Action != verdict.Allow {
+		t.Fatalf("non-navigation miss challenged (it gets the miss limit): %+v", d)
+	}
+	feed := facts("203.0.113.22", "GET", "/feed/")
+	feed.Navigation = true
+	if d := e.DecideMiss(feed, verdict.ModeElevated, t0); d.Action != verdict.Allow {
+		t.Fatalf("bypass path challenged: %+v", d)
+	}
+}
+
+// A rule with match.miss runs at the miss stage only; miss with a count
+// other than misses does not compile.
+func TestMatchMiss(t *testing.T) {
+	e := newEngine(t, `
+rules:
+  - name: misses-of-search
+    match: {miss: true, paths: ["/search"]}
+    limit: {rate: 1/m, burst: 2}
+    action: limit
+`, false, nil)
+	f := facts("203.0.113.30", "GET", "/search")
+	for i := 0; i < 5; i++ {
+		if d := e.Decide(f, verdict.ModeNormal, t0); d.Action != verdict.Allow {
+			t.Fatalf("request stage fired a miss rule: %+v", d)
+		}
+	}
+	got := make([]verdict.Action, 4)
+	for i := range got {
+		got[i] = e.DecideMiss(f, verdict.ModeNormal, t0).Action
+	}
+	if count(got, verdict.Allow) != 2 || count(got, verdict.Limit) != 2 {
+		t.Fatalf("miss stage: %v", got)
+	}
+	bad := []config.Rule{{Name: "x", Match: config.Match{Miss: true}, Limit: &config.Limit{Rate: 1, Count: "responses", Statuses: []string{"4xx"}}, Action: "limit"}}
+	if _, err := Compile(bad, nil, nil, 1, 1); err == nil {
+		t.Error("miss: true with count: responses compiled")
+	}
+	if _, err := config.Parse([]byte("rules:\n  - name: y\n    match: {miss: true}\n    limit: {rate: 1/s, count: requests}\n    action: limit\n"), "r.yaml"); err == nil || !strings.Contains(err.Error(), "r.yaml:") {
+		t.Errorf("config accepted miss: true with count: requests: %v", err)
+	}
+}
+
 func TestSwapKeepsCounters(t *testing.T) {
 	y := `
 rules:

@@ -25,8 +25,13 @@ type request struct {
 	decision verdict.Decision
 	mode     verdict.Mode
 	start    time.Time
-	// missDecision is the decision for a cache miss, when one was taken.
-	missDecision verdict.Action
+	// missChecked: the miss rules ran for this request (it was about to
+	// go to the origin); miss is their refusal, if they refused.
+	missChecked bool
+	miss        verdict.Decision
+	// w is the client's response writer, to tell the client's own request
+	// from the cache's background refreshes made on its behalf.
+	w *statusWriter
 	// peer is the TCP (or PROXY protocol) peer address.
 	peer netip.Addr
 	// upstream is the time the origin took, in ns (atomic: a background
@@ -52,6 +57,7 @@ func (s *Shield) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rq.peer = s.identify(rt, r, f)
 
 	sw := &statusWriter{ResponseWriter: w, costHeaders: s.engine.Rules().CostHeaders()}
+	rq.w = sw
 	defer s.finish(sw, r, rq)
 
 	if !f.Allowlisted && (s.lists.denied(f.IP) || s.blocks.Contains(f.IP)) {
@@ -259,25 +265,64 @@ func (s *Shield) classOf(r *http.Request) verdict.Class {
 	return verdict.ClassNormal
 }
 
-// admitMiss runs the miss rules when the cache would go to the origin.
+// admitMiss runs the miss rules when a request would go to the origin: the
+// cache asks before it fetches a miss, and originGate asks for the requests
+// the cache passes through. A refusal is kept in the request for refuseMiss.
 func (s *Shield) admitMiss(r *http.Request) bool {
 	rq := requestFrom(r)
 	if rq == nil {
 		return true
 	}
+	rq.missChecked = true
 	d := s.engine.DecideMiss(&rq.facts, rq.mode, s.now().UnixNano())
 	if d.DryRun != "" {
 		s.dryRun(rq, d)
 	}
-	if d.Action == verdict.Allow || d.Action == verdict.Challenge {
+	if d.Action == verdict.Allow {
 		return true
 	}
-	rq.missDecision = d.Action
+	rq.miss = d
+	rq.decision.Action, rq.decision.Rule, rq.decision.Reason = d.Action, d.Rule, d.Reason
 	s.metrics.missRefused.WithLabelValues(d.Reason).Inc()
 	if d.Action == verdict.Block {
 		s.block(rq.facts.IP, d.BlockTTL, d.Reason)
 	}
 	return false
+}
+
+// refuseMiss answers a request the miss rules refused: the challenge for a
+// challenge rule; false leaves the answer to the caller (the cache's own
+// 429 for a miss limit).
+func (s *Shield) refuseMiss(w http.ResponseWriter, r *http.Request) bool {
+	rq := requestFrom(r)
+	if rq == nil || rq.miss.Action != verdict.Challenge {
+		return false
+	}
+	s.challenge.Challenge(w, r, rq.facts.IP, rq.mode)
+	return true
+}
+
+// originGate runs the miss rules for the client requests that reach the
+// origin without the cache having asked: other methods than GET and HEAD,
+// logged-in visitors, keys the cache passes through, and everything when
+// the cache is off. The cache's background refreshes pass.
+func (s *Shield) originGate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rq := requestFrom(r)
+		if rq == nil || rq.missChecked || w != http.ResponseWriter(rq.w) || s.admitMiss(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if s.refuseMiss(w, r) {
+			return
+		}
+		switch rq.miss.Action {
+		case verdict.Limit, verdict.Tarpit:
+			s.tooMany(w, r, rq.miss)
+		default: // drop, block
+			s.drop(w, r)
+		}
+	})
 }
 
 // unknownQuery tells rules whether a query carries parameters the cache has

@@ -156,6 +156,7 @@ func cacheOptions(cfg *config.Config, s *Shield) cache.Options {
 		ExplicitModes:  true,
 		Mode:           s.Mode,
 		AdmitMiss:      s.admitMiss,
+		RefuseMiss:     s.refuseMiss,
 		Now:            s.now,
 		Logger:         s.log,
 	}

@@ -203,11 +203,13 @@ func New(cfg *config.Config, o Options) (*Shield, error) {
 		return nil, fmt.Errorf("upstream: %w", err)
 	}
 
-	// The pipeline after the decision: cache, then admission, then the pool.
+	// The pipeline after the decision: cache, then the miss rules for what
+	// the cache passes through, then admission, then the pool.
 	var h http.Handler = s.pool
 	if s.admission != nil {
 		h = s.admission.Middleware(h, s.classOf)
 	}
+	h = s.originGate(h)
 	if s.cache != nil {
 		h = s.cache.Middleware(h)
 	}

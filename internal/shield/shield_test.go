@@ -474,3 +474,65 @@ challenge:
 		t.Errorf("ordinary client under attack: %d %q", code, mit)
 	}
 }
+
+// In elevated mode, a page navigation without a clearance that the cache
+// cannot answer is challenged before it reaches the origin, while a page
+// in the cache is served to it; requests that pass the cache by (a
+// session cookie) go through the same miss rules, and the challenge page
+// does not mark the key as uncacheable.
+func TestElevatedChallengesUnclearedMisses(t *testing.T) {
+	origin := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "<p>page "+r.URL.Path+"</p>")
+	})
+	s := startShield(t, testConfig(t, origin.URL, "mode: elevated\n"))
+	base := s.Addrs()[0]
+	c := clientFrom("127.61.0.1")
+
+	code, mit, body := get(t, c, base+"/news/7")
+	if code != 403 || mit != "challenge" || !strings.Contains(body, "<html") {
+		t.Fatalf("uncleared page miss: %d %q %.80q", code, mit, body)
+	}
+	if n := origin.hits.Load(); n != 0 {
+		t.Fatalf("the origin saw %d requests for a challenged miss", n)
+	}
+
+	// A non-navigation request is not challenged (it has the miss limit)
+	// and fills the cache; the navigation is then a hit, unchallenged.
+	req, _ := http.NewRequest(http.MethodGet, base+"/news/7", nil)
+	req.Header.Set("Accept", "*/*")
+	req.Header.Set("User-Agent", "Mozilla/5.0 rampart-test")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || origin.hits.Load() != 1 {
+		t.Fatalf("non-navigation miss: %d, origin hits %d", resp.StatusCode, origin.hits.Load())
+	}
+	code, mit, body = get(t, c, base+"/news/7")
+	if code != 200 || mit != "" || !strings.Contains(body, "page /news/7") {
+		t.Fatalf("cached page for an uncleared visitor: %d %q %.80q", code, mit, body)
+	}
+
+	// A session cookie makes the cache pass the request through: the miss
+	// rules still run.
+	req, _ = http.NewRequest(http.MethodGet, base+"/news/8", nil)
+	req.Header.Set("Accept", "text/html")
+	req.Header.Set("User-Agent", "Mozilla/5.0 rampart-test")
+	req.Header.Set("Cookie", "wordpress_logged_in_x=1")
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 403 || resp.Header.Get("Rampart-Mitigated") != "challenge" {
+		t.Fatalf("session-cookie navigation: %d %q", resp.StatusCode, resp.Header.Get("Rampart-Mitigated"))
+	}
+	if n := origin.hits.Load(); n != 1 {
+		t.Fatalf("the origin saw %d requests, want 1", n)
+	}
+}
