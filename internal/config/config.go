@@ -95,9 +95,12 @@ type Detect struct {
 	// steps down one level.
 	StandDown Duration `yaml:"stand_down"`
 	// WarmUp is how long after start a surge does not count (origin
-	// distress always counts). With none, the baseline starts at zero: a
-	// busy site that restarts begins elevated (harmless: micro-caching) and
-	// steps down once the baseline has learned its traffic.
+	// distress always counts). The baseline is saved in the state
+	// directory every minute and at shutdown, and a restart starts from
+	// it (if under a week old); without one it starts at zero, so a busy
+	// site's first start begins elevated and steps down once the baseline
+	// has learned its traffic (a few minutes). A warm-up avoids that, at
+	// the price of not seeing an attack that is already running.
 	WarmUp Duration `yaml:"warm_up"`
 }
 
@@ -458,9 +461,13 @@ type Challenge struct {
 	// each mode: normal, elevated, under_attack. Each bit doubles the work:
 	// 20 bits (about a million hashes) is about half a second for a browser
 	// on a 2-core laptop (measured in headless Chromium: docs/benchmarks.md),
-	// 21 about one second. Higher values cost real visitors on slow phones
-	// more than they cost a botnet; the per-clearance rate limit is what
-	// stops a botnet that solves.
+	// 21 about one second, 18 about a tenth of a second. Normal and
+	// elevated modes ask 18 by default: they challenge only readers who
+	// trip a rule or need the origin (a page the cache does not hold), and
+	// there the challenge's job is to show a browser runs, not to make it
+	// pay; under_attack asks 21. Higher values cost real
+	// visitors on slow phones more than they cost a botnet; the
+	// per-clearance rate limit is what stops a botnet that solves.
 	Difficulty ModeInts `yaml:"difficulty"`
 	// ClearanceTTL is how long a clearance lasts in each mode.
 	ClearanceTTL ModeDurations `yaml:"clearance_ttl"`

@@ -35,7 +35,7 @@ func Default() *Config {
 		Mode:  "auto",
 		Detect: Detect{
 			SurgeFactor: 3, MinRate: 50, MinOriginRate: 25,
-			ElevateAfter: 2, AttackAfter: 3,
+			ElevateAfter: 1, AttackAfter: 3,
 			ExtremeFactor: 10, ExtremeMinRate: 500, ExtremeAfter: 10,
 			StandDown: Duration(time.Minute),
 		},
@@ -83,7 +83,7 @@ func Default() *Config {
 		},
 		Lists: Lists{WatchInterval: Duration(5 * time.Second)},
 		Challenge: Challenge{
-			Difficulty:   ModeInts{Normal: 20, Elevated: 20, UnderAttack: 21},
+			Difficulty:   ModeInts{Normal: 18, Elevated: 18, UnderAttack: 21},
 			ClearanceTTL: ModeDurations{Normal: Duration(24 * time.Hour), Elevated: Duration(4 * time.Hour), UnderAttack: Duration(time.Hour)},
 			KeyRotation:  Duration(24 * time.Hour),
 			NoJS:         "deny",
@@ -157,8 +157,9 @@ func Default() *Config {
 //     those networks can prove they run a browser and carry on.
 //   - Static assets per address, 50/s with a burst of 200: a page pulls in
 //     dozens of assets at once, and they are cheap (cached).
-//   - Writes (POST, PUT, PATCH, DELETE) per address, 2/s with a burst of 10:
-//     comment forms and logins are rare, and writes always reach the origin.
+//   - Writes (POST, PUT, PATCH, DELETE) per address, 1/s with a burst of 5:
+//     comment forms and logins are rare, and writes always reach the origin
+//     (a POST flood is the one flood the cache cannot absorb).
 //   - Page navigations without a clearance that the cache cannot answer,
 //     from elevated mode up: challenged. Once the shield has seen a surge,
 //     the origin's work goes to visitors who have shown they run a
@@ -175,7 +176,7 @@ func BuiltinRules() []Rule {
 		{
 			Name:   "default-writes-per-ip",
 			Match:  Match{Methods: []string{"POST", "PUT", "PATCH", "DELETE"}},
-			Limit:  &Limit{Rate: 2, Burst: 10, By: []string{"ip"}},
+			Limit:  &Limit{Rate: 1, Burst: 5, By: []string{"ip"}},
 			Action: "limit",
 		},
 		{

@@ -65,7 +65,9 @@ type Options struct {
 	// distress; a shorter queue is an ordinary burst. Default 32.
 	QueueDepth int
 	// ElevateAfter is how many consecutive seconds of surge or distress
-	// raise the mode to elevated. Default 2.
+	// raise the mode to elevated. Default 1: elevated mode costs readers
+	// little (cached pages stay free), and every second of delay lets a
+	// flood through to the origin.
 	ElevateAfter int
 	// AttackAfter is how many consecutive seconds of origin distress while
 	// elevated raise it to under_attack. Default 5.
@@ -103,7 +105,7 @@ func (o *Options) fill() error {
 		o.QueueDepth = 32
 	}
 	if o.ElevateAfter == 0 {
-		o.ElevateAfter = 2
+		o.ElevateAfter = 1
 	}
 	if o.AttackAfter == 0 {
 		o.AttackAfter = 3
@@ -167,6 +169,17 @@ func (d *Detector) Reason() string { return d.reason }
 
 // Baseline returns the learned request and origin-request rates.
 func (d *Detector) Baseline() (requests, origin float64) { return d.baseReq, d.baseOrigin }
+
+// Learned reports whether the baseline has learned from traffic (or was
+// set with SetBaseline).
+func (d *Detector) Learned() bool { return d.seeded }
+
+// SetBaseline starts the baseline from rates learned earlier (a previous
+// run's, kept in the state directory) instead of zero, so a restart does
+// not mistake ordinary traffic for a surge.
+func (d *Detector) SetBaseline(requests, origin float64) {
+	d.baseReq, d.baseOrigin, d.seeded = max(0, requests), max(0, origin), true
+}
 
 // Observe takes a new reading and returns the mode and whether it changed.
 func (d *Detector) Observe(s Sample) (verdict.Mode, bool) {

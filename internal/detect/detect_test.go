@@ -48,7 +48,7 @@ func (f *feed) run(n int, rate, origin uint64, mutate func(*Sample)) verdict.Mod
 }
 
 func TestSurgeElevatesThenStandsDown(t *testing.T) {
-	f := newFeed(t, Options{})
+	f := newFeed(t, Options{ElevateAfter: 2})
 	// The baseline starts at zero: a busy start is elevated at first, then
 	// the baseline learns the traffic and the mode stands down.
 	if m := f.run(3, 200, 40, nil); m != verdict.ModeElevated {
@@ -88,7 +88,7 @@ func TestSurgeElevatesThenStandsDown(t *testing.T) {
 }
 
 func TestDistressEscalatesToUnderAttack(t *testing.T) {
-	f := newFeed(t, Options{})
+	f := newFeed(t, Options{ElevateAfter: 2})
 	f.run(100, 100, 30, nil)
 	if m := f.d.Mode(); m != verdict.ModeNormal {
 		t.Fatalf("calm: %v", m)
@@ -188,5 +188,14 @@ func TestOptionsValidated(t *testing.T) {
 		if _, err := New(o); err == nil {
 			t.Errorf("accepted %+v", o)
 		}
+	}
+}
+
+// By default one second of surge is enough to elevate.
+func TestDefaultElevatesAfterOneSecond(t *testing.T) {
+	f := newFeed(t, Options{})
+	f.run(100, 200, 40, nil)
+	if m := f.second(1500, 40, nil); m != verdict.ModeElevated {
+		t.Fatalf("one second of surge with the defaults: %v", m)
 	}
 }

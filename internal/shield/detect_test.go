@@ -2,12 +2,18 @@ package shield
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/rampart-shield/rampart/internal/config"
 	"github.com/rampart-shield/rampart/internal/verdict"
 )
 
@@ -46,5 +52,70 @@ detect: {warm_up: 0s, min_rate: 50, min_origin_rate: 50, elevate_after: 2, stand
 	waitFor(t, "the mode to stand down", 10*time.Second, func() bool { return s.Mode() == verdict.ModeNormal })
 	if !strings.Contains(s.ModeReason(), "quiet") {
 		t.Errorf("stand-down reason %q", s.ModeReason())
+	}
+}
+
+// The detector's baseline survives a restart through the state directory;
+// a file that is too old or not valid is ignored.
+func TestBaselineKeptAcrossRestart(t *testing.T) {
+	origin := newOrigin(t, nil)
+	cfg := testConfig(t, origin.URL, "mode: auto\n")
+	path := filepath.Join(cfg.StateDir, baselineFile)
+
+	s, err := New(cfg, Options{Version: "test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the baseline to learn", 5*time.Second, func() bool {
+		s.modeMu.Lock()
+		defer s.modeMu.Unlock()
+		return s.detector.Learned()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var saved savedBaseline
+	data, err := os.ReadFile(path)
+	if err != nil || json.Unmarshal(data, &saved) != nil || time.Since(saved.Saved) > time.Minute {
+		t.Fatalf("baseline not saved at shutdown: %v %s", err, data)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("baseline file mode: %v %v", fi.Mode(), err)
+	}
+
+	write := func(b savedBaseline) {
+		data, _ := json.Marshal(b)
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	baseline := func(s *Shield) float64 {
+		s.modeMu.Lock()
+		defer s.modeMu.Unlock()
+		r, _ := s.detector.Baseline()
+		return r
+	}
+	write(savedBaseline{RequestsPerS: 4321, OriginPerS: 99, Saved: time.Now().Add(-time.Hour)})
+	s2 := startShield(t, cfg)
+	if got := baseline(s2); got != 4321 || !strings.Contains(s2.ModeReason(), "baseline saved") {
+		t.Fatalf("restart: baseline %v, reason %q", got, s2.ModeReason())
+	}
+
+	write(savedBaseline{RequestsPerS: 4321, Saved: time.Now().Add(-8 * 24 * time.Hour)})
+	cfg3 := *cfg
+	cfg3.Listeners = []config.Listener{{Address: "127.0.0.1:0"}}
+	if s3 := startShield(t, &cfg3); baseline(s3) != 0 {
+		t.Fatalf("an 8-day-old baseline was used: %v", baseline(s3))
+	}
+	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s4 := startShield(t, &cfg3); baseline(s4) != 0 {
+		t.Fatalf("a broken baseline file was used: %v", baseline(s4))
 	}
 }

@@ -382,6 +382,8 @@ func (s *Shield) background(ctx context.Context) {
 	defer sweep.Stop()
 	second := time.NewTicker(time.Second)
 	defer second.Stop()
+	save := time.NewTicker(time.Minute)
+	defer save.Stop()
 	cfg := s.cfg.Load()
 	watch := time.NewTicker(cfg.Lists.WatchInterval.D())
 	defer watch.Stop()
@@ -391,6 +393,10 @@ func (s *Shield) background(ctx context.Context) {
 			return
 		case <-second.C:
 			s.observe()
+		case <-save.C:
+			if s.auto.Load() {
+				s.saveBaseline()
+			}
 		case <-sweep.C:
 			s.blocks.Sweep()
 			s.metrics.tick(s)
@@ -470,8 +476,13 @@ func (s *Shield) startDetector(cfg *config.Config) error {
 	s.modeMu.Lock()
 	defer s.modeMu.Unlock()
 	if s.detector == nil || !s.auto.Load() {
+		why := "auto: starting"
+		if b, ok := s.loadBaseline(); ok {
+			det.SetBaseline(b.RequestsPerS, b.OriginPerS)
+			why = fmt.Sprintf("auto: starting with the baseline saved at %s (%.0f requests/s)", b.Saved.Format(time.RFC3339), b.RequestsPerS)
+		}
 		s.detector = det
-		s.setMode(verdict.ModeNormal, "auto: starting")
+		s.setMode(verdict.ModeNormal, why)
 	}
 	s.auto.Store(true)
 	return nil
@@ -573,6 +584,9 @@ func (s *Shield) Shutdown(ctx context.Context) error {
 		b.Close()
 	}
 	s.wg.Wait()
+	if s.auto.Load() {
+		s.saveBaseline()
+	}
 	return errors.Join(errs...)
 }
 
