@@ -97,10 +97,14 @@ type Detect struct {
 	// WarmUp is how long after start a surge does not count (origin
 	// distress always counts). The baseline is saved in the state
 	// directory every minute and at shutdown, and a restart starts from
-	// it (if under a week old); without one it starts at zero, so a busy
-	// site's first start begins elevated and steps down once the baseline
-	// has learned its traffic (a few minutes). A warm-up avoids that, at
-	// the price of not seeing an attack that is already running.
+	// it (if under a week old). Without one it starts at zero and is young
+	// until it has learned from a minute of calm traffic: a surge must
+	// then also be ten times (extreme_factor) the floors, 500 requests or
+	// 250 origin requests a second by default, and there is no extreme
+	// surge (only origin distress leads to under_attack), so a busy site's
+	// first start is not read as an attack while a flood already running
+	// still raises the mode. A warm-up ignores surges altogether, at the
+	// price of not seeing such a flood.
 	WarmUp Duration `yaml:"warm_up"`
 }
 
@@ -213,7 +217,10 @@ type Client struct {
 	// PrefixV4 is the IPv4 prefix length that groups addresses into one
 	// network for per-prefix limits and clearance binding.
 	PrefixV4 int `yaml:"prefix_v4"`
-	// PrefixV6 is the same for IPv6 (a /64 is usually one household or VM).
+	// PrefixV6 is the same for IPv6 (a /64 is usually one household or
+	// VM). Repeat-offender strikes and the blocks they earn also count
+	// IPv6 clients by this network, since one host can draw a new address
+	// from its /64 for every connection.
 	PrefixV6 int `yaml:"prefix_v6"`
 }
 

@@ -80,6 +80,19 @@ type Options struct {
 	// a busy site that restarts begins in elevated mode (harmless) and
 	// steps down once the baseline has learned its traffic.
 	WarmUp time.Duration
+	// LearnFor is how long the baseline is young: until it has learned
+	// from this much calm traffic in normal mode (or was restored with
+	// SetBaseline), a surge
+	// must also be ExtremeFactor times the floors (MinRate,
+	// MinOriginRate), and there is no extreme surge (only origin distress
+	// leads to under_attack). In normal mode a young baseline is the plain
+	// mean of the calm seconds it has seen; in elevated mode it learns at
+	// the slow pace. So a first start in front of a busy site does not
+	// read its ordinary traffic as an attack, or comes down within minutes
+	// if it is very busy, while a flood that is already running (hundreds
+	// of requests a second) still raises the mode and is not learned as
+	// normal within seconds. Default 1m.
+	LearnFor time.Duration
 	// BaselineHalfLife is how fast the baseline follows normal traffic.
 	// Default 10m; it only learns while the mode is normal and no signal
 	// is up, so an attack does not become the new normal.
@@ -116,6 +129,9 @@ func (o *Options) fill() error {
 	if o.WarmUp < 0 {
 		o.WarmUp = 0
 	}
+	if o.LearnFor == 0 {
+		o.LearnFor = time.Minute
+	}
 	if o.BaselineHalfLife == 0 {
 		o.BaselineHalfLife = 10 * time.Minute
 	}
@@ -130,7 +146,7 @@ func (o *Options) fill() error {
 		return errors.New("detect: FailureShare must be in (0, 1]")
 	case o.ElevateAfter < 1 || o.AttackAfter < 1:
 		return errors.New("detect: ElevateAfter and AttackAfter must be at least 1")
-	case o.StandDown < 0 || o.BaselineHalfLife < time.Second:
+	case o.StandDown < 0 || o.LearnFor < 0 || o.BaselineHalfLife < time.Second:
 		return errors.New("detect: bad duration")
 	}
 	return nil
@@ -147,6 +163,7 @@ type Detector struct {
 
 	baseReq, baseOrigin float64 // requests per second
 	seeded              bool
+	learned             time.Duration // calm traffic learned from
 	surgeRun, distress  int
 	extremeRun          int
 	quietSince          time.Time
@@ -179,6 +196,7 @@ func (d *Detector) Learned() bool { return d.seeded }
 // not mistake ordinary traffic for a surge.
 func (d *Detector) SetBaseline(requests, origin float64) {
 	d.baseReq, d.baseOrigin, d.seeded = max(0, requests), max(0, origin), true
+	d.learned = max(d.learned, d.o.LearnFor)
 }
 
 // Observe takes a new reading and returns the mode and whether it changed.
@@ -200,12 +218,18 @@ func (d *Detector) Observe(s Sample) (verdict.Mode, bool) {
 	d.last = s
 
 	warm := s.Time.Sub(d.start) >= d.o.WarmUp
+	young := d.learned < d.o.LearnFor
+	minRate, minOrigin := d.o.MinRate, d.o.MinOriginRate
+	if young {
+		minRate *= d.o.ExtremeFactor
+		minOrigin *= d.o.ExtremeFactor
+	}
 	surge := ""
 	if warm {
 		switch {
-		case rate > d.o.MinRate && rate > d.o.SurgeFactor*d.baseReq:
+		case rate > minRate && rate > d.o.SurgeFactor*d.baseReq:
 			surge = fmt.Sprintf("request surge: %.0f/s against a baseline of %.0f/s", rate, d.baseReq)
-		case origin > d.o.MinOriginRate && origin > d.o.SurgeFactor*d.baseOrigin:
+		case origin > minOrigin && origin > d.o.SurgeFactor*d.baseOrigin:
 			surge = fmt.Sprintf("cache-miss surge: %.0f/s to the origin against a baseline of %.0f/s", origin, d.baseOrigin)
 		}
 	}
@@ -233,7 +257,7 @@ func (d *Detector) Observe(s Sample) (verdict.Mode, bool) {
 		d.distress = 0
 	}
 	extreme := ""
-	if warm && rate > d.o.ExtremeMinRate && rate > d.o.ExtremeFactor*d.baseReq {
+	if warm && !young && rate > d.o.ExtremeMinRate && rate > d.o.ExtremeFactor*d.baseReq {
 		d.extremeRun++
 		extreme = fmt.Sprintf("extreme surge: %.0f/s against a baseline of %.0f/s", rate, d.baseReq)
 	} else {
@@ -243,20 +267,19 @@ func (d *Detector) Observe(s Sample) (verdict.Mode, bool) {
 	// Learn the baseline from calm traffic: in normal mode without a
 	// surge, and in elevated mode while the origin copes (an absorbed flood
 	// slowly becomes normal, so the mode can come down; if the flood then
-	// hurts the origin, distress raises it again). Never under attack.
+	// hurts the origin, distress raises it again). Never under attack. A
+	// young baseline takes the plain mean of calm seconds in normal mode;
+	// in elevated mode it learns at the slow pace too, or a flood running
+	// at start would become normal within seconds.
 	if distressed == "" && (d.mode == verdict.ModeNormal && surge == "" || d.mode == verdict.ModeElevated) {
 		alpha := 1 - math.Exp(-dt*math.Ln2/d.o.BaselineHalfLife.Seconds())
-		if !warm {
-			// During warm-up, the plain mean so far.
-			n := s.Time.Sub(d.start).Seconds()
-			alpha = math.Min(1, dt/math.Max(n, dt))
+		if young && d.mode == verdict.ModeNormal {
+			d.learned += time.Duration(dt * float64(time.Second))
+			alpha = math.Min(1, dt/math.Max(d.learned.Seconds(), dt))
 		}
-		if !d.seeded {
-			d.baseReq, d.baseOrigin, d.seeded = rate, origin, true
-		} else {
-			d.baseReq += alpha * (rate - d.baseReq)
-			d.baseOrigin += alpha * (origin - d.baseOrigin)
-		}
+		d.baseReq += alpha * (rate - d.baseReq)
+		d.baseOrigin += alpha * (origin - d.baseOrigin)
+		d.seeded = true
 	}
 
 	prev := d.mode

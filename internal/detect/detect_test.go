@@ -49,13 +49,11 @@ func (f *feed) run(n int, rate, origin uint64, mutate func(*Sample)) verdict.Mod
 
 func TestSurgeElevatesThenStandsDown(t *testing.T) {
 	f := newFeed(t, Options{ElevateAfter: 2})
-	// The baseline starts at zero: a busy start is elevated at first, then
-	// the baseline learns the traffic and the mode stands down.
-	if m := f.run(3, 200, 40, nil); m != verdict.ModeElevated {
-		t.Fatalf("busy start: %v", m)
-	}
+	// The baseline starts at zero, young: a busy site's ordinary traffic
+	// (200/s, under ten times the floor) is not a surge; the baseline
+	// learns it as a plain mean.
 	if m := f.run(70, 200, 40, nil); m != verdict.ModeNormal {
-		t.Fatalf("steady traffic after a minute: %v", m)
+		t.Fatalf("busy start: %v", m)
 	}
 	if b, _ := f.d.Baseline(); b < 190 || b > 210 {
 		t.Fatalf("baseline %v, want about 200", b)
@@ -197,5 +195,46 @@ func TestDefaultElevatesAfterOneSecond(t *testing.T) {
 	f.run(100, 200, 40, nil)
 	if m := f.second(1500, 40, nil); m != verdict.ModeElevated {
 		t.Fatalf("one second of surge with the defaults: %v", m)
+	}
+}
+
+// A flood already running at a first start (no baseline yet) is a surge
+// when it is ten times the floor; with a restored baseline, the ordinary
+// floor applies at once.
+func TestYoungBaseline(t *testing.T) {
+	f := newFeed(t, Options{})
+	if m := f.run(3, 400, 40, nil); m != verdict.ModeNormal {
+		t.Fatalf("400/s at a first start: %v", m)
+	}
+	g := newFeed(t, Options{})
+	if m := g.run(2, 1500, 40, nil); m != verdict.ModeElevated {
+		t.Fatalf("a 1500/s flood at a first start: %v", m)
+	}
+	// The young baseline does not learn the flood within minutes: the
+	// mode stays elevated (and only distress would raise it further).
+	if m := g.run(120, 1500, 40, nil); m != verdict.ModeElevated {
+		t.Fatalf("two minutes into the flood: %v", m)
+	}
+	if b, _ := g.d.Baseline(); b > 300 {
+		t.Fatalf("the young baseline learned the flood: %v", b)
+	}
+	// A busy site (1000/s) at a first start is elevated, and its baseline
+	// still learns in elevated mode while the origin copes, so the mode
+	// comes down within minutes.
+	k := newFeed(t, Options{})
+	if m := k.run(3, 1000, 40, nil); m != verdict.ModeElevated {
+		t.Fatalf("1000/s at a first start: %v", m)
+	}
+	if m := k.run(15*60, 1000, 40, nil); m != verdict.ModeNormal {
+		b, _ := k.d.Baseline()
+		t.Fatalf("a busy site's first start never stood down: %v (baseline %.0f)", m, b)
+	}
+	h := newFeed(t, Options{})
+	h.d.SetBaseline(20, 5)
+	if !h.d.Learned() {
+		t.Fatal("restored baseline not learned")
+	}
+	if m := h.run(2, 200, 5, nil); m != verdict.ModeElevated {
+		t.Fatalf("10x a restored baseline: %v", m)
 	}
 }

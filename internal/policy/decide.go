@@ -256,7 +256,13 @@ func (e *Engine) strike(f *verdict.Facts, d verdict.Decision, now int64) verdict
 	}
 	var kb limiter.KeyBuilder
 	kb.Reset("\x00offender")
-	kb.AddAddr(f.IP)
+	if ip := f.IP.Unmap(); ip.Is6() && f.Prefix.IsValid() && f.Prefix.Contains(ip) {
+		// An IPv6 client has a whole network (a /64 by default) to
+		// rotate through: its strikes count against the network.
+		kb.AddPrefix(f.Prefix)
+	} else {
+		kb.AddAddr(f.IP)
+	}
 	if ttl := e.esc.Strike(kb.Sum(), now); ttl > 0 {
 		d.Action, d.Reason, d.BlockTTL = verdict.Block, ReasonRepeatOffender, ttl
 	}

@@ -320,6 +320,33 @@ rules:
 	}
 }
 
+// An IPv6 client that rotates addresses within its /64 collects strikes
+// against the network; IPv4 neighbours are counted one by one.
+func TestIPv6StrikesCountPerNetwork(t *testing.T) {
+	e := newEngine(t, `
+rules:
+  - name: tight
+    limit: {rate: 1/m, burst: 1, by: [ip]}
+    action: limit
+`, false, &limiter.EscalatorOptions{Strikes: 3, Window: 10 * time.Second, BaseTTL: time.Minute, MaxTTL: time.Hour, Forget: time.Hour})
+	var last verdict.Decision
+	for i := 1; i <= 7 && last.Action != verdict.Block; i++ {
+		f := facts("2001:db8:1:2::"+strconv.Itoa(i), "GET", "/")
+		e.Decide(f, verdict.ModeNormal, t0) // the address's one allowed request
+		last = e.Decide(f, verdict.ModeNormal, t0)
+	}
+	if last.Action != verdict.Block {
+		t.Fatalf("rotating IPv6 addresses in one /64 never blocked: %+v", last)
+	}
+	for i := 1; i <= 7; i++ {
+		f := facts("198.51.100."+strconv.Itoa(i), "GET", "/")
+		e.Decide(f, verdict.ModeNormal, t0)
+		if d := e.Decide(f, verdict.ModeNormal, t0); d.Action == verdict.Block {
+			t.Fatalf("IPv4 neighbours share strikes: %+v at .%d", d, i)
+		}
+	}
+}
+
 func TestResponseCountingAndCost(t *testing.T) {
 	e := newEngine(t, `
 rules:

@@ -25,7 +25,7 @@ func TestAutoModeDetectsAndStandsDown(t *testing.T) {
 	s := startShield(t, testConfig(t, origin.URL, `
 mode: auto
 default_rules: false  # no per-address limits: this test is about detection
-detect: {warm_up: 0s, min_rate: 50, min_origin_rate: 50, elevate_after: 2, stand_down: 2s}
+detect: {warm_up: 0s, min_rate: 10, min_origin_rate: 50, elevate_after: 2, stand_down: 2s}
 `))
 	if s.Mode() != verdict.ModeNormal || !s.auto.Load() {
 		t.Fatalf("start: %v auto=%v", s.Mode(), s.auto.Load())

@@ -196,12 +196,18 @@ func (s *Shield) drop(w http.ResponseWriter, r *http.Request) {
 }
 
 // block adds an address to the deny set; its connections are closed at
-// accept from now on.
+// accept from now on. An IPv6 address is blocked with its network
+// (limits.prefix_v6, a /64 by default): one host holds a whole /64 and
+// can take a new address from it for every connection.
 func (s *Shield) block(ip netip.Addr, ttl time.Duration, reason string) {
 	if !ip.IsValid() || ttl <= 0 {
 		return
 	}
+	ip = ip.Unmap()
 	p := netip.PrefixFrom(ip, ip.BitLen())
+	if ip.Is6() {
+		p = clientid.Prefix(ip, 32, s.rt.Load().prefixV6)
+	}
 	if _, err := s.blocks.Add(p, ttl, reason); err != nil {
 		s.log.Warn("block not added", "cidr", p.String(), "err", err.Error())
 		return

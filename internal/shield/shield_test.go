@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/http/httptrace"
 	"os"
 	"strings"
@@ -534,5 +535,22 @@ func TestElevatedChallengesUnclearedMisses(t *testing.T) {
 	}
 	if n := origin.hits.Load(); n != 1 {
 		t.Fatalf("the origin saw %d requests, want 1", n)
+	}
+}
+
+// A block earned by an IPv6 client covers its /64: the host cannot come
+// back from the next address of its network. IPv4 blocks stay /32.
+func TestIPv6BlockCoversNetwork(t *testing.T) {
+	origin := newOrigin(t, nil)
+	s := startShield(t, testConfig(t, origin.URL, ""))
+	s.block(netip.MustParseAddr("2001:db8:7:7::1"), time.Minute, "test")
+	s.block(netip.MustParseAddr("192.0.2.10"), time.Minute, "test")
+	for addr, want := range map[string]bool{
+		"2001:db8:7:7::1": true, "2001:db8:7:7:ffff::9": true, "2001:db8:7:8::1": false,
+		"192.0.2.10": true, "192.0.2.11": false, "::ffff:192.0.2.10": true,
+	} {
+		if got := s.deniedAtAccept(netip.MustParseAddr(addr).Unmap()); got != want {
+			t.Errorf("%s denied at accept: %v, want %v", addr, got, want)
+		}
 	}
 }
