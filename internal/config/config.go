@@ -350,6 +350,17 @@ type Lists struct {
 	DenyFiles []string `yaml:"deny_files"`
 	// WatchInterval is how often list files are checked for changes.
 	WatchInterval Duration `yaml:"watch_interval"`
+	// SYNFilter drops connection attempts from denied and blocked networks
+	// in the kernel, before the handshake (Linux: a classic BPF filter on
+	// each listening socket, rebuilt within a second of a change): the
+	// cheapest refusal there is, costing rampart no system call. The
+	// client's SYN goes unanswered, so its connect times out instead of
+	// being reset. It holds up to about 1,000 IPv4 or 300 IPv6 networks
+	// (deny lists first, then the newest blocks); the rest, and networks
+	// that overlap the allow lists or client.trusted_proxies, are closed
+	// at accept as before. Elsewhere than Linux, or when the kernel
+	// refuses the filter, everything is closed at accept (logged).
+	SYNFilter bool `yaml:"syn_filter"`
 }
 
 // Rule is one entry of the rule list: a match, an optional limit, and an

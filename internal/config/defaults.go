@@ -81,7 +81,7 @@ func Default() *Config {
 			ClearanceRate:  20,
 			ClearanceBurst: 200,
 		},
-		Lists: Lists{WatchInterval: Duration(5 * time.Second)},
+		Lists: Lists{WatchInterval: Duration(5 * time.Second), SYNFilter: true},
 		Challenge: Challenge{
 			Difficulty:   ModeInts{Normal: 18, Elevated: 18, UnderAttack: 21},
 			ClearanceTTL: ModeDurations{Normal: Duration(24 * time.Hour), Elevated: Duration(4 * time.Hour), UnderAttack: Duration(time.Hour)},

@@ -101,6 +101,8 @@ type Blocks struct {
 	// lens6 word i bit j while some IPv6 entry has length 64*i+j.
 	lens4 atomic.Uint64
 	lens6 [3]atomic.Uint64
+	// version changes whenever an entry is added, extended or removed.
+	version atomic.Uint64
 
 	mu        sync.Mutex // serialises writers; guards everything below
 	heap      expiryHeap
@@ -237,6 +239,7 @@ func (b *Blocks) get(p netip.Prefix) (blockVal, bool) {
 // set stores (or, with v.e == nil, deletes) the entry for normalised p
 // under its shard's write lock; the caller holds b.mu.
 func (b *Blocks) set(p netip.Prefix, v blockVal) {
+	b.version.Add(1)
 	l := p.Bits()
 	if p.Addr().Is4() {
 		k := addr4(p.Addr())
@@ -501,6 +504,10 @@ func (b *Blocks) Sweep() int {
 	b.expired += uint64(n)
 	return n
 }
+
+// Version changes whenever a block is added, extended, removed, swept or
+// evicted: a reader that copies the set (List) can tell when to copy again.
+func (b *Blocks) Version() uint64 { return b.version.Load() }
 
 // Len returns the number of entries held, including expired entries not
 // yet swept.

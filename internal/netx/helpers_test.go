@@ -42,7 +42,7 @@ func startServer(t testing.TB, o Options, h http.Handler) *testServer {
 	if err != nil {
 		t.Fatalf("NewServer: %v", err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/acme"
+	"golang.org/x/net/bpf"
 	"golang.org/x/net/http2"
 
 	"github.com/rampart-shield/rampart/internal/verdict"
@@ -48,6 +49,10 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*rawConn]struct{}
+	// synProg is the SYN filter given to listeners (synSet: SetSYNDeny
+	// was called); guarded by mu.
+	synProg []bpf.RawInstruction
+	synSet  bool
 }
 
 // gen is one generation of options with the servers built from them.
@@ -175,6 +180,7 @@ func (s *Server) trackListener(l net.Listener, add bool) {
 	s.mu.Lock()
 	if add {
 		s.listeners[l] = struct{}{}
+		s.synFilterNewListener(l)
 	} else {
 		delete(s.listeners, l)
 	}

@@ -181,10 +181,15 @@ func (b *backend) Block(p netip.Prefix, ttl time.Duration, reason string) (admin
 		return admin.Block{}, err
 	}
 	b.metrics.blocksAdded.WithLabelValues("admin").Inc()
+	(*Shield)(b).syncSYNFilter(true)
 	return admin.Block{CIDR: x.Prefix.String(), Reason: x.Reason, Added: x.Added, Expires: x.Expires}, nil
 }
 
-func (b *backend) Unblock(p netip.Prefix) bool { return b.blocks.Remove(p) }
+func (b *backend) Unblock(p netip.Prefix) bool {
+	ok := b.blocks.Remove(p)
+	(*Shield)(b).syncSYNFilter(true) // the network may connect again at once
+	return ok
+}
 
 func (b *backend) PurgeCache(prefix string) (int, error) {
 	if b.cache == nil {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rampart-shield/rampart/internal/challenge"
 	"github.com/rampart-shield/rampart/internal/config"
 	"github.com/rampart-shield/rampart/internal/verdict"
 )
@@ -117,5 +118,14 @@ func TestBaselineKeptAcrossRestart(t *testing.T) {
 	}
 	if s4 := startShield(t, &cfg3); baseline(s4) != 0 {
 		t.Fatalf("a broken baseline file was used: %v", baseline(s4))
+	}
+}
+
+// The configuration's default difficulties are the challenge package's, so
+// the figures measured there (TestBrowserSolveTimes) are the binary's.
+func TestDefaultDifficultiesAgree(t *testing.T) {
+	d := config.Default().Challenge.Difficulty
+	if got := [challenge.NumModes]int{d.Normal, d.Elevated, d.UnderAttack}; got != challenge.DefaultDifficulty {
+		t.Fatalf("config difficulty %v, challenge.DefaultDifficulty %v", got, challenge.DefaultDifficulty)
 	}
 }

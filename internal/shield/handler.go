@@ -213,6 +213,10 @@ func (s *Shield) block(ip netip.Addr, ttl time.Duration, reason string) {
 		return
 	}
 	s.metrics.blocksAdded.WithLabelValues(reason).Inc()
+	select {
+	case s.synKick <- struct{}{}:
+	default:
+	}
 }
 
 // finish records the outcome of a request: response-counting rules,

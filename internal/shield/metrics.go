@@ -178,6 +178,7 @@ var (
 	dDryRuns     = desc("rampart_dry_run_hits_total", "Dry-run rule hits (all rules).")
 	dBodies      = desc("rampart_request_bodies_streamed_total", "Request bodies streamed to the origin instead of buffered (larger than hardening.buffer_body, or the buffer budget was spent).")
 	dBodyBytes   = desc("rampart_request_body_buffer_bytes", "Bytes reserved for buffering request bodies now.")
+	dSYNFilter   = desc("rampart_syn_filter_networks", "Denied and blocked networks in the kernel SYN filter (held) and that should be (wanted); the rest are closed at accept.", "state")
 	dListErrors  = desc("rampart_list_reload_errors_total", "List files that changed but could not be loaded (the previous contents stay).")
 )
 
@@ -194,6 +195,9 @@ func (c *componentCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, l...)
 	}
 	g(dMode, float64(s.Mode()))
+	held, wanted := s.SYNFilterHeld()
+	g(dSYNFilter, float64(held), "held")
+	g(dSYNFilter, float64(wanted), "wanted")
 	e := s.edgeStats()
 	g(dConnsOpen, float64(e.Open))
 	cnt(dConnsAcc, float64(e.Accepted))

@@ -63,6 +63,8 @@ type Shield struct {
 	// auto is true while the detector chooses the mode (mode: auto).
 	auto      atomic.Bool
 	detector  *detect.Detector // guarded by modeMu
+	syn       synFilter
+	synKick   chan struct{} // a block was added: sync the SYN filter soon
 	modeMu    sync.Mutex
 	modeWhy   atomic.Pointer[string]
 	engine    *policy.Engine
@@ -169,6 +171,7 @@ func New(cfg *config.Config, o Options) (*Shield, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
+	s.synKick = make(chan struct{}, 1)
 	s.blocks, err = iplist.NewBlocks(iplist.BlocksOptions{Capacity: cfg.Limits.BlocksCapacity, Now: s.now})
 	if err != nil {
 		return nil, fmt.Errorf("blocks: %w", err)
@@ -309,7 +312,7 @@ func (s *Shield) Start() error {
 	}
 	for i, l := range cfg.Listeners {
 		srv := servers[i]
-		ln, err := net.Listen("tcp", l.Address)
+		ln, err := netx.Listen(ctx, "tcp", l.Address)
 		if err != nil {
 			s.closeAll()
 			return fmt.Errorf("listener %s: %w", l.Address, err)
@@ -333,6 +336,7 @@ func (s *Shield) Start() error {
 			return err
 		}
 	}
+	s.syncSYNFilter(true)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -393,6 +397,9 @@ func (s *Shield) background(ctx context.Context) {
 			return
 		case <-second.C:
 			s.observe()
+			s.syncSYNFilter(false)
+		case <-s.synKick:
+			s.syncSYNFilter(false)
 		case <-save.C:
 			if s.auto.Load() {
 				s.saveBaseline()

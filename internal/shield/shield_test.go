@@ -181,6 +181,7 @@ func TestBlockedClosedAtAccept(t *testing.T) {
 	cfg := testConfig(t, origin.URL, `
 lists:
   deny: [127.40.0.0/16]
+  syn_filter: false  # this test is about the accept-time check; TestSYNFilterFollowsBlocks covers the kernel's
 rules:
   - name: trap
     match: {paths: ["/wp-login.php"]}
@@ -552,5 +553,62 @@ func TestIPv6BlockCoversNetwork(t *testing.T) {
 		if got := s.deniedAtAccept(netip.MustParseAddr(addr).Unmap()); got != want {
 			t.Errorf("%s denied at accept: %v, want %v", addr, got, want)
 		}
+	}
+}
+
+// With the SYN filter (the default), denied and blocked networks get no
+// handshake at all, within a second of a block; unblocking lets the
+// network in at once; a deny entry that overlaps the allow list is left to
+// the accept check, which lets the allowed address in.
+func TestSYNFilterFollowsBlocks(t *testing.T) {
+	origin := newOrigin(t, nil)
+	s := startShield(t, testConfig(t, origin.URL, `
+lists:
+  deny: [127.43.0.0/16, 127.44.0.0/16]
+  allow: [127.44.0.1/32]
+rules:
+  - name: trap
+    match: {paths: ["/wp-login.php"]}
+    action: block
+    block_ttl: 1h
+`))
+	addr := strings.TrimPrefix(s.Addrs()[0], "http://")
+	try := func(src string) string {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 300 * time.Millisecond}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				return "timeout"
+			}
+			return err.Error()
+		}
+		c.Close()
+		return "connected"
+	}
+	// The filter is attached when each listener starts serving (a SYN in
+	// the microseconds before that is reset at accept).
+	waitFor(t, "the deny list in the SYN filter", 3*time.Second, func() bool { return try("127.43.2.2") == "timeout" })
+	if held, wanted := s.SYNFilterHeld(); held != 1 || wanted != 1 {
+		t.Fatalf("filter holds %d of %d networks, want the deny entry that does not overlap the allow list", held, wanted)
+	}
+	if line, err := dialRaw("127.44.0.1", s.Addrs()[0]); err != nil || !strings.Contains(line, "200") {
+		t.Fatalf("allow-listed address inside a denied network: %q %v", line, err)
+	}
+	if line, err := dialRaw("127.44.0.2", s.Addrs()[0]); err == nil {
+		t.Fatalf("its denied neighbour got an answer: %q", line)
+	}
+
+	// A block earned by a rule reaches the kernel within a second or so.
+	get(t, clientFrom("127.45.1.1"), s.Addrs()[0]+"/wp-login.php")
+	waitFor(t, "the block in the SYN filter", 3*time.Second, func() bool { return try("127.45.1.1") == "timeout" })
+	if got := try("127.45.1.2"); got != "connected" {
+		t.Fatalf("neighbour of a blocked address: %s", got)
+	}
+	c := admin.NewClient(s.AdminURL(), "")
+	if err := c.Unblock(context.Background(), "127.45.1.1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := try("127.45.1.1"); got != "connected" {
+		t.Fatalf("right after unblock: %s", got)
 	}
 }
