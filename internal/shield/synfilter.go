@@ -21,8 +21,8 @@ type synFilter struct {
 	cfg       *config.Config
 	installed bool
 	last      time.Time // last rebuild
-	held      int // prefixes in the filter
-	wanted    int // prefixes that should be in it
+	held      int       // prefixes in the filter
+	wanted    int       // prefixes that should be in it
 	failed    bool
 }
 
