@@ -120,6 +120,12 @@ func TestSYNFilterIPv6(t *testing.T) {
 	if got := tryConnect("::1", v6); got != "ok" {
 		t.Errorf("::1 with other networks denied: %s", got)
 	}
+	// Serve is running (it accepted that one), so its listener has the
+	// filter: SetSYNDeny attaches it to the listeners served, Serve to a
+	// listener it starts on.
+	for deadline := time.Now().Add(2 * time.Second); s.Stats().Accepted == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if got := tryConnect("127.84.1.1", v4); got != "timeout" {
 		t.Errorf("denied IPv4 client of a dual-stack listener: %s", got)
 	}
