@@ -16,7 +16,7 @@ import (
 // tryConnect dials addr from src with a short timeout and says what
 // happened: "ok", "timeout" (the SYN went unanswered) or the error.
 func tryConnect(src, addr string) string {
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 400 * time.Millisecond}
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 500 * time.Millisecond}
 	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		var ne net.Error

@@ -573,8 +573,10 @@ rules:
     block_ttl: 1h
 `))
 	addr := strings.TrimPrefix(s.Addrs()[0], "http://")
+	// An unanswered SYN shows as a timeout; 500 ms is far more than a
+	// handshake on loopback takes, even under -race on a busy machine.
 	try := func(src string) string {
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 300 * time.Millisecond}
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 500 * time.Millisecond}
 		c, err := d.Dial("tcp", addr)
 		if err != nil {
 			if ne, ok := err.(net.Error); ok && ne.Timeout() {

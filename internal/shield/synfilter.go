@@ -24,6 +24,7 @@ type synFilter struct {
 	held      int       // prefixes in the filter
 	wanted    int       // prefixes that should be in it
 	failed    bool
+	full      bool // some networks did not fit
 }
 
 // synMinInterval spaces rebuilds of the SYN filter while blocks pour in
@@ -71,9 +72,16 @@ func (s *Shield) syncSYNFilter(force bool) {
 	}
 	f.failed = failed
 	f.installed = len(want) > 0
-	if held < len(want) && (f.held == len(want) || f.wanted != len(want)) && !failed {
+	// Warn once when the filter fills up (not at every rebuild while
+	// blocks pour in), and say when it has room again.
+	full := held < len(want) && !failed
+	switch {
+	case full && !f.full:
 		s.log.Warn("SYN filter full: the rest of the denied and blocked networks are closed at accept", "in_filter", held, "denied_or_blocked", len(want))
+	case !full && f.full:
+		s.log.Info("SYN filter holds every denied and blocked network again", "in_filter", held)
 	}
+	f.full = full
 	f.held, f.wanted = held, len(want)
 }
 
