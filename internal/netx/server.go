@@ -49,10 +49,9 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*rawConn]struct{}
-	// synProg is the SYN filter given to listeners (synSet: SetSYNDeny
-	// was called); guarded by mu.
+	// synProg is the SYN filter given to listeners (none while empty);
+	// guarded by mu.
 	synProg []bpf.RawInstruction
-	synSet  bool
 }
 
 // gen is one generation of options with the servers built from them.

@@ -166,7 +166,7 @@ func (s *Server) SetSYNDeny(prefixes []netip.Prefix) (int, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.synProg, s.synSet = prog, true
+	s.synProg = prog
 	var errs []error
 	for l := range s.listeners {
 		if err := attachSYNFilter(l, prog); err != nil {
@@ -179,8 +179,8 @@ func (s *Server) SetSYNDeny(prefixes []netip.Prefix) (int, error) {
 // synFilterNewListener gives a listener that starts serving the current
 // filter. Called with s.mu held.
 func (s *Server) synFilterNewListener(l net.Listener) {
-	if !s.synSet {
-		return
+	if len(s.synProg) == 0 {
+		return // a new socket has no filter to remove
 	}
 	if err := attachSYNFilter(l, s.synProg); err != nil {
 		g := s.gen.Load()

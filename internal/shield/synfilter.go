@@ -11,15 +11,15 @@ import (
 )
 
 // synFilter keeps the listeners' kernel SYN filter (netx.Server.SetSYNDeny)
-// in step with the deny lists and blocks. sync runs every second and on
-// reload; it rebuilds the filter only when something changed.
+// in step with the deny lists and blocks. syncSYNFilter runs at start,
+// every second, soon after a block is added and at once on an admin block
+// or unblock; it rebuilds the filter only when something changed.
 type synFilter struct {
 	mu        sync.Mutex
 	blocksVer uint64
 	deny      *iplist.Set
 	allow     *iplist.Set
 	cfg       *config.Config
-	installed bool
 	last      time.Time // last rebuild
 	held      int       // prefixes in the filter
 	wanted    int       // prefixes that should be in it
@@ -55,7 +55,7 @@ func (s *Shield) syncSYNFilter(force bool) {
 	var want []netip.Prefix
 	if cfg.Lists.SYNFilter {
 		want = synCandidates(cfg, deny, allow, s.blocks.List())
-	} else if !f.installed {
+	} else if f.wanted == 0 {
 		return
 	}
 	held, failed := 0, false
@@ -71,7 +71,6 @@ func (s *Shield) syncSYNFilter(force bool) {
 		held = n
 	}
 	f.failed = failed
-	f.installed = len(want) > 0
 	// Warn once when the filter fills up (not at every rebuild while
 	// blocks pour in), and say when it has room again.
 	full := held < len(want) && !failed
