@@ -348,7 +348,10 @@ func (c *h2Conn) trip(reason string, writeLocked bool) {
 	if c.dead {
 		return
 	}
-	if c.out.atBoundary() {
+	// From outbound (writeLocked), the frame that tripped has ended but
+	// the rest of the write it came in is on the wire already: Write
+	// injects once that is at a frame boundary.
+	if !writeLocked && c.out.atBoundary() {
 		c.injectLocked()
 		return
 	}
