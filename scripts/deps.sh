@@ -1,10 +1,23 @@
 #!/usr/bin/env bash
 # Installs what rampart's tests and benchmarks need on a fresh Debian/Ubuntu
-# machine: headless Chromium (the challenge's browser test), and the peers the
+# machine: headless Chromium (the challenge's browser test), Pebble and
+# pebble-challtestsrv (the ACME issuance test, built with go install into
+# the Go bin directory, where the test looks besides PATH), and the peers the
 # side-by-side benchmarks run (nginx, HAProxy, wrk, h2load). Go modules come
 # from the Go module proxy when the tests build. Safe to run again: it only
 # installs what is missing.
 set -euo pipefail
+
+# Pebble, Let's Encrypt's test ACME server: not in go.mod, only a test tool.
+pebble_version=v2.10.3
+gobin=$(go env GOBIN)
+[ -n "$gobin" ] || gobin="$(go env GOPATH | cut -d: -f1)/bin"
+for tool in pebble pebble-challtestsrv; do
+  if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "$gobin/$tool" ]; then
+    echo "deps.sh: installing $tool $pebble_version into $gobin" >&2
+    go install "github.com/letsencrypt/pebble/v2/cmd/$tool@$pebble_version"
+  fi
+done
 
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)

@@ -198,11 +198,26 @@ type TLS struct {
 	CertFile string `yaml:"cert_file"`
 	// KeyFile is the PEM private key for CertFile.
 	KeyFile string `yaml:"key_file"`
-	// ACMEDomains turns on automatic certificates (Let's Encrypt, HTTP-01 on
-	// a plain listener on port 80, or TLS-ALPN-01) for these names.
+	// ACMEDomains turns on automatic certificates (from ACMEDirectory, Let's
+	// Encrypt by default; HTTP-01 on a plain listener on port 80, or
+	// TLS-ALPN-01) for these names.
 	ACMEDomains []string `yaml:"acme_domains"`
 	// ACMEEmail is the contact address given to the ACME CA.
 	ACMEEmail string `yaml:"acme_email"`
+	// ACMEDirectory is the URL of the ACME CA's directory (https only).
+	// Try a new site on Let's Encrypt's staging directory first,
+	// https://acme-staging-v02.api.letsencrypt.org/directory: its
+	// certificates are not trusted by browsers, but its rate limits are
+	// generous. The account key and certificates of each directory other
+	// than the default are kept apart (in STATE_DIR/acme/HOST+HASH), so
+	// that after a switch to production no cached staging certificate is
+	// served. The ACME keys take effect on restart (SIGHUP reloads only
+	// the certificate files).
+	ACMEDirectory string `yaml:"acme_directory"`
+	// ACMECAFile is a PEM file of root certificates trusted, besides the
+	// system's, for the HTTPS of ACMEDirectory: for a private or test CA
+	// (such as Pebble). Empty: the system's roots only.
+	ACMECAFile string `yaml:"acme_ca_file"`
 	// MinVersion is the lowest TLS version accepted: "1.2" or "1.3".
 	MinVersion string `yaml:"min_version"`
 }

@@ -4,6 +4,10 @@ import (
 	"time"
 )
 
+// DefaultACMEDirectory is Let's Encrypt's production directory, the default
+// tls.acme_directory (and autocert's).
+const DefaultACMEDirectory = "https://acme-v02.api.letsencrypt.org/directory"
+
 // Default returns the embedded defaults: what rampart runs with when no file
 // is given, and the base a file is decoded over. Each value is chosen for a
 // news or government site under a flood; docs/configuration.md gives the
@@ -39,7 +43,7 @@ func Default() *Config {
 			ExtremeFactor: 10, ExtremeMinRate: 500, ExtremeAfter: 10,
 			StandDown: Duration(time.Minute),
 		},
-		TLS:          TLS{MinVersion: "1.2"},
+		TLS:          TLS{MinVersion: "1.2", ACMEDirectory: DefaultACMEDirectory},
 		Client:       Client{PrefixV4: 24, PrefixV6: 64},
 		DefaultRules: true,
 		Hardening: Hardening{

@@ -1,9 +1,12 @@
 package config
 
 import (
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -130,6 +133,7 @@ func (c *Config) validate(complete bool) ErrorList {
 			k.failf(fmt.Sprintf("tls.acme_domains[%d]", i), "%q is not a DNS name", d)
 		}
 	}
+	c.validateACME(k)
 
 	k.intRange("client.prefix_v4", c.Client.PrefixV4, 8, 32)
 	k.intRange("client.prefix_v6", c.Client.PrefixV6, 16, 128)
@@ -466,4 +470,54 @@ func validHostname(s string) bool {
 		}
 	}
 	return true
+}
+
+// validateACME checks tls.acme_directory and tls.acme_ca_file. The CA file
+// is read here, so that a bad one is reported at its key, not at start.
+func (c *Config) validateACME(k *checker) {
+	t := c.TLS
+	if err := checkACMEDirectory(t.ACMEDirectory); err != nil {
+		k.failf("tls.acme_directory", "%v", err)
+	}
+	if t.ACMECAFile != "" {
+		if err := checkCAFile(t.ACMECAFile); err != nil {
+			k.failf("tls.acme_ca_file", "%v", err)
+		}
+	}
+	if len(t.ACMEDomains) == 0 {
+		if t.ACMEDirectory != DefaultACMEDirectory {
+			k.failf("tls.acme_directory", "only applies with tls.acme_domains, which is empty")
+		}
+		if t.ACMECAFile != "" {
+			k.failf("tls.acme_ca_file", "only applies with tls.acme_domains, which is empty")
+		}
+	}
+}
+
+func checkACMEDirectory(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case s == "":
+		return errors.New("must not be empty (the default is Let's Encrypt's production directory, " + DefaultACMEDirectory + ")")
+	case err != nil:
+		return fmt.Errorf("bad URL %q: %v", s, err)
+	case u.Scheme != "https":
+		return fmt.Errorf("bad URL %q: an ACME directory is served over https", s)
+	case u.Host == "" || u.Hostname() == "":
+		return fmt.Errorf("bad URL %q: no host", s)
+	case u.User != nil || u.Fragment != "":
+		return fmt.Errorf("bad URL %q: a directory URL has no user information or fragment", s)
+	}
+	return nil
+}
+
+func checkCAFile(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("cannot read the CA file: %v", err)
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(data) {
+		return fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return nil
 }

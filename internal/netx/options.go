@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"net/url"
 	"time"
 
 	"github.com/rampart-shield/rampart/internal/verdict"
@@ -186,10 +187,18 @@ type TLSOptions struct {
 	ACMEEmail string
 	// ACMECacheDir is where account keys and certificates are kept
 	// (a directory in the state directory). Required with ACMEDomains.
+	// Those of a directory other than Let's Encrypt production are kept
+	// in a subdirectory named after it (HOST+HASH), so that certificates
+	// from a staging or test CA are never served once the operator
+	// switches to production.
 	ACMECacheDir string
-	// ACMEDirectoryURL is the CA's directory. Default Let's Encrypt
-	// production.
+	// ACMEDirectoryURL is the CA's directory, an https URL. Default Let's
+	// Encrypt production (autocert.DefaultACMEDirectory).
 	ACMEDirectoryURL string
+	// ACMECAFile is a PEM file of root certificates trusted, besides the
+	// system's, for the HTTPS of ACMEDirectoryURL (a private or test CA).
+	// It is read by NewServer, which fails if it holds no certificate.
+	ACMECAFile string
 	// MinVersion is the lowest TLS version accepted. Default TLS 1.2;
 	// lower values are refused.
 	MinVersion uint16
@@ -306,6 +315,11 @@ func (o *Options) validate() error {
 		}
 		if len(t.ACMEDomains) > 0 && t.ACMECacheDir == "" {
 			errs = append(errs, errors.New("TLS.ACMEDomains requires TLS.ACMECacheDir"))
+		}
+		if t.ACMEDirectoryURL != "" {
+			if u, err := url.Parse(t.ACMEDirectoryURL); err != nil || u.Scheme != "https" || u.Host == "" {
+				errs = append(errs, fmt.Errorf("TLS.ACMEDirectoryURL must be an https URL (got %q)", t.ACMEDirectoryURL))
+			}
 		}
 		if t.MinVersion != 0 && t.MinVersion < tls.VersionTLS12 {
 			errs = append(errs, fmt.Errorf("TLS.MinVersion must be TLS 1.2 or later (got %#x)", t.MinVersion))

@@ -1,11 +1,20 @@
 package netx
 
 import (
+	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 
 	"golang.org/x/crypto/acme"
@@ -28,18 +37,87 @@ func newCertSource(o *TLSOptions) (*certSource, error) {
 		}
 	}
 	if len(o.ACMEDomains) > 0 {
-		m := &autocert.Manager{
+		client, err := acmeClient(o)
+		if err != nil {
+			return nil, err
+		}
+		cs.acme = &autocert.Manager{
 			Prompt:     autocert.AcceptTOS,
-			Cache:      autocert.DirCache(o.ACMECacheDir),
-			HostPolicy: autocert.HostWhitelist(o.ACMEDomains...),
+			Cache:      autocert.DirCache(acmeCacheDir(o.ACMECacheDir, o.ACMEDirectoryURL)),
+			HostPolicy: hostPolicy(o.ACMEDomains),
 			Email:      o.ACMEEmail,
+			Client:     client,
 		}
-		if o.ACMEDirectoryURL != "" {
-			m.Client = &acme.Client{DirectoryURL: o.ACMEDirectoryURL}
-		}
-		cs.acme = m
 	}
 	return cs, nil
+}
+
+// hostPolicy allows exactly names. autocert's HTTP-01 handler checks the
+// Host header, which carries a port when the CA validates on a port other
+// than 80 (Pebble does; Let's Encrypt always uses 80): the port is dropped
+// before the check. SNI names never have one.
+func hostPolicy(names []string) autocert.HostPolicy {
+	allow := autocert.HostWhitelist(names...)
+	return func(ctx context.Context, host string) error {
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		return allow(ctx, host)
+	}
+}
+
+// acmeClient returns the ACME client for o's directory, trusting the roots
+// in o.ACMECAFile besides the system's; nil (autocert's own client for Let's
+// Encrypt production) when neither is set.
+func acmeClient(o *TLSOptions) (*acme.Client, error) {
+	if o.ACMEDirectoryURL == "" && o.ACMECAFile == "" {
+		return nil, nil
+	}
+	c := &acme.Client{DirectoryURL: o.ACMEDirectoryURL}
+	if c.DirectoryURL == "" {
+		c.DirectoryURL = autocert.DefaultACMEDirectory
+	}
+	if o.ACMECAFile == "" {
+		return c, nil
+	}
+	data, err := os.ReadFile(o.ACMECAFile)
+	if err != nil {
+		return nil, fmt.Errorf("netx: read the ACME CA file: %w", err)
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool() // no system roots: the file's only
+	}
+	if !roots.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("netx: the ACME CA file %s holds no PEM certificate", o.ACMECAFile)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	c.HTTPClient = &http.Client{Transport: tr}
+	return c, nil
+}
+
+// acmeCacheDir returns dir for Let's Encrypt production and, for any other
+// directory, a subdirectory named after it, HOST+HASH (8 hex digits of the
+// URL's SHA-256): a name none of autocert's own files can take (HOST,
+// HOST+rsa, acme_account+key, +http-01-TOKEN). So a staging or test CA's
+// account and certificates never mix with production's.
+func acmeCacheDir(dir, directoryURL string) string {
+	if directoryURL == "" || directoryURL == autocert.DefaultACMEDirectory {
+		return dir
+	}
+	host := directoryURL
+	if u, err := url.Parse(directoryURL); err == nil && u.Host != "" {
+		host = u.Host
+	}
+	host = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '-' {
+			return r
+		}
+		return '_'
+	}, strings.ToLower(host))
+	sum := sha256.Sum256([]byte(directoryURL))
+	return filepath.Join(dir, host+"+"+hex.EncodeToString(sum[:4]))
 }
 
 // reload reads the certificate files; on error the old pair stays.

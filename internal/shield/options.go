@@ -108,6 +108,8 @@ func netxOptions(cfg *config.Config, l config.Listener, s *Shield) netx.Options 
 		o.TLS = &netx.TLSOptions{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, ACMEDomains: cfg.TLS.ACMEDomains, ACMEEmail: cfg.TLS.ACMEEmail}
 		if len(cfg.TLS.ACMEDomains) > 0 {
 			o.TLS.ACMECacheDir = filepath.Join(s.stateDir, "acme")
+			o.TLS.ACMEDirectoryURL = cfg.TLS.ACMEDirectory
+			o.TLS.ACMECAFile = cfg.TLS.ACMECAFile
 		}
 		o.TLS.MinVersion = tls.VersionTLS12
 		if cfg.TLS.MinVersion == "1.3" {

@@ -636,6 +636,10 @@ func restartOnly(old, cfg *config.Config) []string {
 	if old.StateDir != cfg.StateDir {
 		out = append(out, "state_dir")
 	}
+	if fmt.Sprint(old.TLS.ACMEDomains) != fmt.Sprint(cfg.TLS.ACMEDomains) || old.TLS.ACMEEmail != cfg.TLS.ACMEEmail ||
+		old.TLS.ACMEDirectory != cfg.TLS.ACMEDirectory || old.TLS.ACMECAFile != cfg.TLS.ACMECAFile {
+		out = append(out, "tls (acme_*; the certificate files are reloaded)")
+	}
 	return out
 }
 
