@@ -34,6 +34,7 @@ type rawConn struct {
 	keyed    bool // holds a per-IP slot for key
 	pre      []byte
 	explicit atomic.Int64 // explicit write deadline (unix nanos), 0 = none
+	armed    atomic.Int64 // write deadline in force (unix nanos), 0 = none
 	hello    *ClientHello // captured by GetConfigForClient
 	closed   sync.Once
 	cutOnce  atomic.Bool // a hardening closure was already counted
@@ -41,6 +42,9 @@ type rawConn struct {
 	info *ConnInfo
 	// counted is the generation whose connection count this holds.
 	counted *gen
+	// fast is the connection's fast-path state while the HTTP/1 fast
+	// path serves it (for the sweeper and Shutdown).
+	fast atomic.Pointer[fastConn]
 }
 
 func (c *rawConn) RemoteAddr() net.Addr { return c.remote }
@@ -61,8 +65,10 @@ func (c *rawConn) Read(p []byte) (int, error) {
 func (c *rawConn) SetWriteDeadline(t time.Time) error {
 	if t.IsZero() {
 		c.explicit.Store(0)
+		c.armed.Store(0)
 	} else {
 		c.explicit.Store(t.UnixNano())
+		c.armed.Store(t.UnixNano())
 	}
 	return c.Conn.SetWriteDeadline(t)
 }
@@ -79,23 +85,31 @@ func (c *rawConn) Write(p []byte) (int, error) {
 	if wt <= 0 {
 		return c.Conn.Write(p)
 	}
+	// The deadline is moved only when it is more than slack behind
+	// now+wt (or when an explicit deadline is nearer), so a busy
+	// connection does not change a timer on every write: each piece is
+	// given between wt-slack and wt.
+	slack := int64(min(time.Second, wt/8))
 	written := 0
 	for len(p) > 0 {
 		chunk := p
 		if len(chunk) > writeChunk {
 			chunk = chunk[:writeChunk]
 		}
-		now := time.Now()
-		dl := now.Add(wt)
+		now := time.Now().UnixNano()
+		dl := now + int64(wt)
 		exp := c.explicit.Load()
-		if exp != 0 && exp < dl.UnixNano() {
-			dl = time.Unix(0, exp)
+		if exp != 0 && exp < dl {
+			dl = exp
 		}
-		c.Conn.SetWriteDeadline(dl)
+		if a := c.armed.Load(); a == 0 || a > dl || dl-a > slack {
+			c.Conn.SetWriteDeadline(time.Unix(0, dl))
+			c.armed.Store(dl)
+		}
 		n, err := c.Conn.Write(chunk)
 		written += n
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) && (exp == 0 || exp > now.UnixNano()+int64(wt)) {
+			if errors.Is(err, os.ErrDeadlineExceeded) && (exp == 0 || exp > now+int64(wt)) {
 				c.cut(ReasonWriteTimeout)
 			}
 			return written, err

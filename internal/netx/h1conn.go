@@ -30,6 +30,9 @@ type h1Conn struct {
 	off int
 	rel int
 	sub []byte // replacement head still to return
+	// back holds bytes the fast path read and hands back to net/http;
+	// they were inspected already and come first.
+	back []byte
 
 	readDL atomic.Int64 // last read deadline set, unix nanos (0 = none)
 }
@@ -65,6 +68,14 @@ var errRefused = errors.New("netx: connection refused a bad request")
 func (c *h1Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if len(c.back) > 0 {
+		n := copy(p, c.back)
+		c.back = c.back[n:]
+		if len(c.back) == 0 {
+			c.back = nil
+		}
+		return n, nil
 	}
 	for {
 		if c.rel > 0 {
@@ -159,6 +170,15 @@ func (c *h1Conn) readErr(err error) {
 	if reason != "" {
 		c.raw.cut(reason)
 	}
+}
+
+// SetLinger sets SO_LINGER on the TCP connection underneath, so that a
+// handler that hijacks the connection to drop it can reset it.
+func (c *h1Conn) SetLinger(sec int) error {
+	if tc, ok := c.raw.Conn.(interface{ SetLinger(int) error }); ok {
+		return tc.SetLinger(sec)
+	}
+	return nil
 }
 
 // CloseWrite half-closes the connection, so that net/http's lingering close

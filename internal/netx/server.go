@@ -46,6 +46,10 @@ type Server struct {
 	logLim   logLimiter
 	shutting atomic.Bool
 
+	// The sweeper watches long-running fast-path requests (h1serve.go).
+	sweepOnce sync.Once
+	sweepStop chan struct{}
+
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*rawConn]struct{}
@@ -319,7 +323,7 @@ func (s *Server) serveConn(c net.Conn, g *gen, peer netip.AddrPort, proxied bool
 	if s.tlsConf != nil {
 		s.c.handshakes.Add(1)
 		tc := tls.Server(rc, s.tlsConf)
-		rc.Conn.SetDeadline(g.o.Now().Add(g.o.TLSHandshakeTimeout))
+		rc.SetDeadline(g.o.Now().Add(g.o.TLSHandshakeTimeout))
 		ctx, cancel := context.WithTimeout(context.Background(), g.o.TLSHandshakeTimeout)
 		err := tc.HandshakeContext(ctx)
 		cancel()
@@ -328,7 +332,7 @@ func (s *Server) serveConn(c net.Conn, g *gen, peer netip.AddrPort, proxied bool
 			rc.Close()
 			return
 		}
-		rc.Conn.SetDeadline(time.Time{})
+		rc.SetDeadline(time.Time{})
 		st := tc.ConnectionState()
 		ci.TLS, ci.ALPN, ci.ClientHello = &st, st.NegotiatedProtocol, rc.hello
 		if st.NegotiatedProtocol == "h2" {
@@ -433,10 +437,17 @@ func (s *Server) serveH1(inner net.Conn, rc *rawConn, ci *ConnInfo) {
 		nc = h1TLSConn{hc}
 	}
 	s.c.h1.Add(1)
+	g := s.gen.Load()
+	rc.g = g
+	hc.insp.init(g.o.MaxHeaderBytes, g.o.MaxHeaderCount)
+	if !s.serveFast(hc, nc, rc, ci, g) {
+		return
+	}
+	// A request the fast path leaves to net/http: the connection goes to
+	// the current generation's server for the rest of its life.
 	for {
 		g := s.gen.Load()
 		rc.g = g
-		hc.insp.init(g.o.MaxHeaderBytes, g.o.MaxHeaderCount)
 		g.conns.Add(1)
 		rc.counted = g
 		g.start.Do(func() { go g.h1.Serve(g.ln) })
@@ -487,7 +498,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for l := range s.listeners {
 		l.Close()
 	}
+	for c := range s.conns {
+		if fc := c.fast.Load(); fc != nil {
+			fc.kick()
+		}
+	}
 	s.mu.Unlock()
+	s.stopSweeper()
 	s.gmu.Lock()
 	gens := append([]*gen(nil), s.gens...)
 	s.gmu.Unlock()
