@@ -502,6 +502,7 @@ func (p *Pool) copyDirectBody(w http.ResponseWriter, r *http.Request, u *upstrea
 	}
 	if left > 0 {
 		_ = pc.c.SetReadDeadline(time.Time{})
+		pc.rdl = 0
 		buf := sharedBuffers.Get()
 		defer sharedBuffers.Put(buf)
 		for left > 0 {

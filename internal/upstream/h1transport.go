@@ -65,6 +65,8 @@ type h1Conn struct {
 	// fields is the direct path's scratch list of parsed response header
 	// fields, reused from one exchange to the next.
 	fields []headerField
+	// rdl is the read deadline set by send (unix ns), 0 when cleared.
+	rdl int64
 }
 
 var _ http.RoundTripper = (*h1Transport)(nil)
@@ -320,7 +322,15 @@ func (pc *h1Conn) send() error {
 	}
 	pc.lr.n = maxResponseHeaderBytes
 	if t := pc.t.headerWait; t > 0 {
-		_ = pc.c.SetReadDeadline(time.Now().Add(t)) // a real deadline, whatever clock idles are kept by
+		// A real deadline, whatever clock idles are kept by; moved only
+		// when more than a slack behind, so that a busy connection does
+		// not change a timer per request: the head is due within t-slack
+		// to t.
+		want := time.Now().Add(t).UnixNano()
+		if want-pc.rdl > int64(min(time.Second, t/8)) || pc.rdl > want {
+			_ = pc.c.SetReadDeadline(time.Unix(0, want))
+			pc.rdl = want
+		}
 	}
 	if _, err := pc.br.Peek(1); err != nil {
 		if pc.reused && !pc.cancelled.Load() && !isTimeout(err) {
@@ -351,6 +361,7 @@ func (pc *h1Conn) readResponse(ctx context.Context, req *http.Request, stop func
 				return nil, pc.fail(ctx, stop, fmt.Errorf("upstream: too many 1xx responses"))
 			}
 			_ = pc.c.SetReadDeadline(time.Time{})
+			pc.rdl = 0
 			pc.lr.n = -1
 			if res.Body == http.NoBody || res.Body == nil {
 				if !stop() || res.Close || pc.br.Buffered() > 0 {
