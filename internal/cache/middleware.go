@@ -143,9 +143,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if c.o.AdmitMiss != nil && !c.o.AdmitMiss(r) {
+		unknown := kb.unknown
 		putKeyBuf(kb)
 		c.st.missLimited.Add(1)
-		if e != nil && e.usableOnError(now) && !c.safetyNet(kb.unknown, e) {
+		if e != nil && e.usableOnError(now) && !c.safetyNet(unknown, e) {
 			c.st.stale.Add(1)
 			c.serve(w, r, e, hdrStale, now)
 			return
