@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rampart-shield/rampart/internal/sockio"
 	"github.com/rampart-shield/rampart/internal/verdict"
 )
 
@@ -152,7 +153,7 @@ func (c *rawConn) Close() error {
 
 // resetClose closes c with RST (SO_LINGER 0) so no TIME_WAIT is left behind.
 func resetClose(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok {
+	if tc := sockio.Unwrap(c); tc != nil {
 		tc.SetLinger(0)
 	}
 	c.Close()

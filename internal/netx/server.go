@@ -17,6 +17,7 @@ import (
 	"golang.org/x/net/bpf"
 	"golang.org/x/net/http2"
 
+	"github.com/rampart-shield/rampart/internal/sockio"
 	"github.com/rampart-shield/rampart/internal/verdict"
 )
 
@@ -286,7 +287,7 @@ func (s *Server) reject(c net.Conn, ip netip.Addr, reason string, g *gen) {
 
 // serveConn sets a gated connection up and serves it.
 func (s *Server) serveConn(c net.Conn, g *gen, peer netip.AddrPort, proxied bool, key netip.Addr) {
-	rc := &rawConn{Conn: c, s: s, g: g, peer: peer, local: addrPort(c.LocalAddr()),
+	rc := &rawConn{Conn: sockio.Wrap(c), s: s, g: g, peer: peer, local: addrPort(c.LocalAddr()),
 		remote: c.RemoteAddr(), localA: c.LocalAddr(), key: key, keyed: !proxied}
 	s.track(rc)
 	if s.shutting.Load() {
@@ -392,7 +393,7 @@ func (s *Server) admitKey(ip netip.Addr, g *gen) (netip.Addr, string) {
 }
 
 func (c *rawConn) reset() {
-	if tc, ok := c.Conn.(*net.TCPConn); ok {
+	if tc := sockio.Unwrap(c.Conn); tc != nil {
 		tc.SetLinger(0)
 	}
 	c.Close()

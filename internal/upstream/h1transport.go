@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rampart-shield/rampart/internal/sockio"
 )
 
 // h1Transport is the fast path to an HTTP/1.1 origin for the requests
@@ -180,6 +182,7 @@ func (t *h1Transport) getConn(ctx context.Context, fresh bool) (*h1Conn, error) 
 	if err != nil {
 		return nil, err
 	}
+	c = sockio.Wrap(c)
 	if t.tlsConfig != nil {
 		tc := tls.Client(c, t.tlsConfig)
 		if err := tc.HandshakeContext(dctx); err != nil {
