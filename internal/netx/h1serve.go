@@ -168,7 +168,7 @@ func (s *Server) serveFast(hc *h1Conn, nc net.Conn, rc *rawConn, ci *ConnInfo, g
 			fc.handoff()
 			return true
 		}
-		req, ok := fc.parse(fc.buf[fc.r:end])
+		req, w, ok := fc.parse(fc.buf[fc.r:end])
 		if !ok {
 			fc.handoff()
 			return true
@@ -181,7 +181,7 @@ func (s *Server) serveFast(hc *h1Conn, nc net.Conn, rc *rawConn, ci *ConnInfo, g
 		if fc.dlFor == dlHead {
 			fc.dlFor = dlNone // that head's deadline; the next one gets its own
 		}
-		switch fc.serve(req) {
+		switch fc.serve(req, w) {
 		case fastHijacked:
 			return false
 		case fastClose:
@@ -307,14 +307,14 @@ func (fc *fastConn) kick() {
 // parse builds the request for a head, or reports false for a head the
 // fast path leaves to net/http. Every string of the request is a substring
 // of one copy of the head.
-func (fc *fastConn) parse(head []byte) (*http.Request, bool) {
+func (fc *fastConn) parse(head []byte) (*http.Request, *h1Writer, bool) {
 	hs := string(head)
 	eol := strings.Index(hs, "\r\n")
 	line := hs[:eol]
 	sp1 := strings.IndexByte(line, ' ')
 	sp2 := strings.LastIndexByte(line, ' ')
 	if sp1 <= 0 || sp2 <= sp1 || line[sp2+1:] != "HTTP/1.1" {
-		return nil, false
+		return nil, nil, false
 	}
 	var method string
 	switch line[:sp1] {
@@ -323,12 +323,12 @@ func (fc *fastConn) parse(head []byte) (*http.Request, bool) {
 	case http.MethodHead:
 		method = http.MethodHead
 	default:
-		return nil, false
+		return nil, nil, false
 	}
 	target := line[sp1+1 : sp2]
-	u, ok := parseTarget(target)
-	if !ok {
-		return nil, false
+	x := new(fastReq) // the URL and the response writer, in one allocation
+	if !parseTarget(target, &x.url) {
+		return nil, nil, false
 	}
 
 	fields := hs[eol+2 : len(hs)-2] // without the request line and the final CRLF
@@ -344,7 +344,7 @@ func (fc *fastConn) parse(head []byte) (*http.Request, bool) {
 		fields = fields[e+2:]
 		colon := strings.IndexByte(fl, ':')
 		if colon <= 0 {
-			return nil, false
+			return nil, nil, false
 		}
 		key := canonicalKey(fl[:colon])
 		v := textproto.TrimString(fl[colon+1:])
@@ -354,10 +354,10 @@ func (fc *fastConn) parse(head []byte) (*http.Request, bool) {
 			continue
 		case "Content-Length":
 			if v != "0" {
-				return nil, false
+				return nil, nil, false
 			}
 		case "Transfer-Encoding", "Upgrade", "Expect":
-			return nil, false
+			return nil, nil, false
 		case "Connection":
 			closeReq = closeReq || hasToken(v, "close")
 		}
@@ -376,7 +376,7 @@ func (fc *fastConn) parse(head []byte) (*http.Request, bool) {
 	}
 	r := http.Request{
 		Method:     method,
-		URL:        u,
+		URL:        &x.url,
 		Proto:      "HTTP/1.1",
 		ProtoMajor: 1,
 		ProtoMinor: 1,
@@ -388,24 +388,35 @@ func (fc *fastConn) parse(head []byte) (*http.Request, bool) {
 		RequestURI: target,
 		TLS:        fc.ci.TLS,
 	}
-	return r.WithContext(fc.base), true
+	return r.WithContext(fc.base), &x.w, true
 }
 
-// parseTarget parses an origin-form request target as url.ParseRequestURI
-// does, without its allocations for the common path of letters, digits and
-// the characters a path never escapes.
-func parseTarget(target string) (*url.URL, bool) {
+// fastReq holds what a request needs beside its http.Request.
+type fastReq struct {
+	url url.URL
+	w   h1Writer
+}
+
+// parseTarget parses an origin-form request target into u as
+// url.ParseRequestURI does, without its allocations for the common path of
+// letters, digits and the characters a path never escapes.
+func parseTarget(target string, u *url.URL) bool {
 	if target == "" || target[0] != '/' {
-		return nil, false
+		return false
 	}
 	path, query, hasQuery := strings.Cut(target, "?")
 	for i := 0; i < len(path); i++ {
 		if !plainPathByte[path[i]] {
-			u, err := url.ParseRequestURI(target)
-			return u, err == nil
+			pu, err := url.ParseRequestURI(target)
+			if err != nil {
+				return false
+			}
+			*u = *pu
+			return true
 		}
 	}
-	return &url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}, true
+	*u = url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
+	return true
 }
 
 // plainPathByte marks the bytes a path may hold and still be its own
@@ -462,10 +473,10 @@ const (
 )
 
 // serve runs the handler for req and finishes the response.
-func (fc *fastConn) serve(req *http.Request) int {
+func (fc *fastConn) serve(req *http.Request, w *h1Writer) int {
 	ob := outBufs.Get().(*outBuf)
 	ob.bw.Reset(fc.nc)
-	w := &h1Writer{fc: fc, req: req, ob: ob, clen: -1, isHead: req.Method == http.MethodHead}
+	*w = h1Writer{fc: fc, req: req, ob: ob, clen: -1, isHead: req.Method == http.MethodHead}
 	fc.state.Store(int64(time.Since(epoch)) + 1)
 	panicked := fc.run(w, req)
 	if fc.state.Swap(fastIdle) == fastWatching {
@@ -1127,7 +1138,7 @@ func needsClean(v string) bool {
 	if c := v[len(v)-1]; c == ' ' || c == '\t' {
 		return true
 	}
-	return strings.ContainsAny(v, "\r\n")
+	return strings.IndexByte(v, '\n') >= 0 || strings.IndexByte(v, '\r') >= 0
 }
 
 // The Date header value, formatted once a second.

@@ -538,7 +538,7 @@ func FuzzFastParse(f *testing.F) {
 		if rel, sub := in.feed(head); sub != nil || rel != len(head) || in.violation.Load() != 0 {
 			return
 		}
-		got, ok := fc.parse(head)
+		got, _, ok := fc.parse(head)
 		if !ok {
 			return
 		}

@@ -37,6 +37,8 @@ type request struct {
 	// upstream is the time the origin took, in ns (atomic: a background
 	// cache refresh may still be at the origin when the request ends).
 	upstream atomic.Int64
+	// sw is the storage of w (one allocation for both).
+	sw statusWriter
 }
 
 type requestKey struct{}
@@ -56,7 +58,8 @@ func (s *Shield) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f := &rq.facts
 	rq.peer = s.identify(rt, r, f)
 
-	sw := &statusWriter{ResponseWriter: w, costHeaders: s.engine.Rules().CostHeaders()}
+	sw := &rq.sw
+	*sw = statusWriter{ResponseWriter: w, costHeaders: s.engine.Rules().CostHeaders()}
 	rq.w = sw
 	defer s.finish(sw, r, rq)
 
