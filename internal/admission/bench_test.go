@@ -18,7 +18,7 @@ func BenchmarkAdmissionAcquireRelease(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			t, err := l.Acquire(ctx, verdict.ClassNormal)
+			t, err := l.Acquire(ctx, verdict.ClassNormal, 0)
 			if err != nil {
 				b.Error(err)
 				return
@@ -39,7 +39,7 @@ func BenchmarkAdmissionQueued(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			t, err := l.Acquire(ctx, verdict.ClassNormal)
+			t, err := l.Acquire(ctx, verdict.ClassNormal, 0)
 			if err != nil {
 				b.Error(err)
 				return

@@ -49,7 +49,7 @@ func mustNew(t testing.TB, o Options) *Limiter {
 func finishProbe(t testing.TB, l *Limiter, clk *fakeClock, rtt time.Duration) {
 	t.Helper()
 	for l.Stats().Probing {
-		tk, err := l.Acquire(t.Context(), 1)
+		tk, err := l.Acquire(t.Context(), 1, 0)
 		if err != nil {
 			t.Fatalf("probe acquire: %v", err)
 		}

@@ -50,14 +50,14 @@ func TestConvergesInFrontOfFixedCapacityOrigin(t *testing.T) {
 	proxy.ErrorLog = log.New(io.Discard, "", 0) // cancelled clients at the end
 
 	l := mustNew(t, Options{})
-	classOf := func(r *http.Request) verdict.Class {
+	classOf := func(r *http.Request) (verdict.Class, uint64) {
 		switch r.Header.Get("X-Test-Class") {
 		case "priority":
-			return verdict.ClassPriority
+			return verdict.ClassPriority, 0
 		case "suspicious":
-			return verdict.ClassSuspicious
+			return verdict.ClassSuspicious, 0
 		}
-		return verdict.ClassNormal
+		return verdict.ClassNormal, 0
 	}
 	fsrv := httptest.NewServer(l.Middleware(proxy, classOf))
 	defer fsrv.Close()

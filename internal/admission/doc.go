@@ -16,8 +16,12 @@
 // the code is our own.
 //
 // Requests over the limit wait in a bounded queue, priority class first
-// (verdict.ClassPriority, then ClassNormal, then ClassSuspicious), FIFO
-// within a class, each until its class deadline. Waiting is a channel
+// (verdict.ClassPriority, then ClassNormal, then ClassSuspicious), and
+// within a class fair between clients: each client (a key the caller gives,
+// the address in rampart) has its own FIFO and the clients are served in
+// turn, one request each, so a reader with one request waiting is not
+// queued behind a flooder's hundred; a full queue sheds the newest request
+// of the longest client. Each request waits until its class deadline. Waiting is a channel
 // receive with a timer; no goroutine polls. A request that cannot be
 // admitted gets a 503 with Retry-After and the operator's overload page,
 // which the cache in front turns into a stale copy when it has one.

@@ -78,7 +78,7 @@ func (s *originSim) run(t *testing.T, d time.Duration) {
 		now := s.clk.Now()
 		// Infinite demand: admit while the limiter lets us.
 		for {
-			tk, err := s.l.Acquire(t.Context(), verdict.ClassNormal)
+			tk, err := s.l.Acquire(t.Context(), verdict.ClassNormal, 0)
 			if errors.Is(err, ErrTimeout) || errors.Is(err, ErrCircuitOpen) {
 				break
 			}
@@ -223,7 +223,7 @@ func TestGradientAppLimited(t *testing.T) {
 	l := mustNew(t, Options{Now: clk.Now})
 	finishProbe(t, l, clk, 10*time.Millisecond)
 	for range 2000 {
-		tk, err := l.Acquire(t.Context(), verdict.ClassNormal)
+		tk, err := l.Acquire(t.Context(), verdict.ClassNormal, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -244,7 +244,7 @@ func TestProbeIgnoresEarlierRequests(t *testing.T) {
 	finishProbe(t, l, clk, 10*time.Millisecond)
 	var old []Ticket
 	for range 5 {
-		tk, err := l.Acquire(t.Context(), verdict.ClassNormal)
+		tk, err := l.Acquire(t.Context(), verdict.ClassNormal, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -64,7 +64,8 @@ type Limiter struct {
 	mu       sync.Mutex
 	inFlight int
 	queued   int
-	queues   [verdict.NumClasses]waitList
+	queues   [verdict.NumClasses]fairQueue
+	salt     uint64 // mixes client keys into fair-queue buckets
 	alg      gradient
 	br       breaker
 	counters [verdict.NumClasses]classCounters
@@ -87,6 +88,7 @@ func New(o Options) (*Limiter, error) {
 		return nil, fmt.Errorf("admission: invalid options: %w", err)
 	}
 	l := &Limiter{o: o}
+	l.salt = uint64(o.Rand()*(1<<53)) ^ uint64(o.Rand()*(1<<53))<<11
 	l.alg.init(&l.o)
 	l.br.init(&l.o)
 	l.retryAfter = seconds(o.RetryAfter)
@@ -124,10 +126,14 @@ func (t Ticket) Release(rtt time.Duration, outcome Outcome) {
 	t.l.release(t, rtt, outcome)
 }
 
-// Acquire admits a request of the given class, waiting in the queue while
-// the origin is at its limit. It returns ErrQueueFull, ErrTimeout,
+// Acquire admits a request of the given class from the client flow (a key
+// the caller derives from the client's address; equal keys are one client),
+// waiting in the queue while the origin is at its limit. Within a class the
+// queue is fair between clients: they are served in turn, one request each,
+// so a client with a request or two waiting gets through however many a
+// flooding client has queued. It returns ErrQueueFull, ErrTimeout,
 // ErrCircuitOpen, or ctx's error; on error no slot is held.
-func (l *Limiter) Acquire(ctx context.Context, class verdict.Class) (Ticket, error) {
+func (l *Limiter) Acquire(ctx context.Context, class verdict.Class, flow uint64) (Ticket, error) {
 	if class >= verdict.NumClasses {
 		class = verdict.NumClasses - 1
 	}
@@ -159,14 +165,15 @@ func (l *Limiter) Acquire(ctx context.Context, class verdict.Class) (Ticket, err
 		l.mu.Unlock()
 		return Ticket{}, ErrTimeout
 	}
-	if l.queued >= l.o.QueueSize && !l.shedBelowLocked(class) {
+	b := &l.queues[class].buckets[l.bucketOf(flow)]
+	if l.queued >= l.o.QueueSize && !l.makeRoomLocked(class, b) {
 		l.counters[class].rejected++
 		l.mu.Unlock()
 		return Ticket{}, ErrQueueFull
 	}
 	w := l.waiters.Get().(*waiter)
 	w.class = class
-	l.queues[class].pushBack(w)
+	l.queues[class].push(w, b)
 	l.queued++
 	l.mu.Unlock()
 
@@ -220,18 +227,31 @@ func (l *Limiter) admitLocked(c verdict.Class) Ticket {
 	return Ticket{l: l, epoch: l.alg.epoch}
 }
 
-// shedBelowLocked makes room in a full queue by failing the newest waiter of
-// the lowest class strictly below c. It reports whether it did.
-func (l *Limiter) shedBelowLocked(c verdict.Class) bool {
-	for lc := verdict.NumClasses - 1; lc > c; lc-- {
-		if w := l.queues[lc].tail; w != nil {
-			l.queues[lc].remove(w)
-			l.queued--
-			l.counters[lc].shed++
-			l.counters[lc].rejected++
-			w.finish(Ticket{}, ErrQueueFull)
-			return true
+// bucketOf maps a client key to its fair-queue bucket.
+func (l *Limiter) bucketOf(flow uint64) uint64 {
+	return ((flow ^ l.salt) * 0x9E3779B97F4A7C15) >> (64 - 10) // fairBuckets = 1<<10
+}
+
+// makeRoomLocked makes room in a full queue for a request of class c that
+// would join bucket b: it fails the newest waiter of the longest bucket of
+// the lowest class strictly below c or, failing that, of class c itself
+// when that bucket is longer than b would be with the newcomer (so that a
+// client flooding the queue loses its own newest requests, not the
+// newcomers of other clients). It reports whether it made room.
+func (l *Limiter) makeRoomLocked(c verdict.Class, b *bucket) bool {
+	for i := int(verdict.NumClasses) - 1; i >= int(c); i-- {
+		lc := verdict.Class(i)
+		lb := l.queues[lc].longest()
+		if lb == nil || (lc == c && lb.list.n <= b.list.n+1) {
+			continue
 		}
+		w := lb.list.tail
+		l.queues[lc].remove(w)
+		l.queued--
+		l.counters[lc].shed++
+		l.counters[lc].rejected++
+		w.finish(Ticket{}, ErrQueueFull)
+		return true
 	}
 	return false
 }
@@ -265,16 +285,16 @@ func (l *Limiter) release(t Ticket, rtt time.Duration, outcome Outcome) {
 	l.grantLocked()
 }
 
-// grantLocked admits waiters, highest class first, while there is room.
+// grantLocked admits waiters, highest class first and clients in turn
+// within a class, while there is room.
 func (l *Limiter) grantLocked() {
 	for l.queued > 0 && l.inFlight < l.alg.effective() && l.br.closed() {
 		var w *waiter
 		for c := range l.queues {
-			if w = l.queues[c].head; w != nil {
+			if w = l.queues[c].pop(); w != nil {
 				break
 			}
 		}
-		l.queues[w.class].remove(w)
 		l.queued--
 		w.finish(l.admitLocked(w.class), nil)
 	}
@@ -283,8 +303,7 @@ func (l *Limiter) grantLocked() {
 // failAllLocked empties the queue, failing every waiter with err.
 func (l *Limiter) failAllLocked(err error) {
 	for c := range l.queues {
-		for w := l.queues[c].head; w != nil; w = l.queues[c].head {
-			l.queues[c].remove(w)
+		for w := l.queues[c].pop(); w != nil; w = l.queues[c].pop() {
 			l.queued--
 			l.counters[c].rejected++
 			w.finish(Ticket{}, err)
@@ -298,6 +317,7 @@ type waiter struct {
 	ch         chan struct{} // capacity 1: the one grant or failure signal
 	timer      *time.Timer
 	class      verdict.Class
+	b          *bucket // its bucket while queued
 	prev, next *waiter
 	done       bool // granted or failed, under Limiter.mu
 	ticket     Ticket
@@ -316,7 +336,8 @@ func (w *waiter) reset() {
 	w.ticket, w.err = Ticket{}, nil
 }
 
-// waitList is an intrusive FIFO of waiters with O(1) removal anywhere.
+// waitList is an intrusive FIFO of waiters with O(1) removal anywhere: the
+// requests of one fair-queue bucket.
 type waitList struct {
 	head, tail *waiter
 	n          int

@@ -70,7 +70,7 @@ type acquired struct {
 // then normal ones, then suspicious ones, FIFO within a class.
 func TestPriorityOrder(t *testing.T) {
 	l, _ := limiterAt(t, 1, Options{})
-	hold, err := l.Acquire(t.Context(), verdict.ClassNormal)
+	hold, err := l.Acquire(t.Context(), verdict.ClassNormal, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestPriorityOrder(t *testing.T) {
 	got := make(chan acquired, len(order))
 	for i, c := range order {
 		go func() {
-			tk, err := l.Acquire(context.Background(), c)
+			tk, err := l.Acquire(context.Background(), c, 0)
 			got <- acquired{id: i, t: tk, err: err}
 		}()
 		// Enqueue one at a time so FIFO order within a class is defined.
@@ -114,20 +114,20 @@ func sum(q [verdict.NumClasses]int) int {
 // class is refused itself.
 func TestQueueFullShedsLowestClass(t *testing.T) {
 	l, _ := limiterAt(t, 1, Options{QueueSize: 2})
-	hold, _ := l.Acquire(t.Context(), verdict.ClassNormal)
+	hold, _ := l.Acquire(t.Context(), verdict.ClassNormal, 0)
 	res := make(chan acquired, 4)
 	for i := range 2 {
 		go func() {
-			tk, err := l.Acquire(context.Background(), verdict.ClassSuspicious)
+			tk, err := l.Acquire(context.Background(), verdict.ClassSuspicious, 0)
 			res <- acquired{id: i, t: tk, err: err}
 		}()
 		eventually(t, "suspicious queued", func() bool { return l.Stats().Queued[verdict.ClassSuspicious] == i+1 })
 	}
-	if _, err := l.Acquire(t.Context(), verdict.ClassSuspicious); !errors.Is(err, ErrQueueFull) {
+	if _, err := l.Acquire(t.Context(), verdict.ClassSuspicious, 0); !errors.Is(err, ErrQueueFull) {
 		t.Fatalf("suspicious arrival on a full queue: err %v, want ErrQueueFull", err)
 	}
 	go func() {
-		tk, err := l.Acquire(context.Background(), verdict.ClassNormal)
+		tk, err := l.Acquire(context.Background(), verdict.ClassNormal, 0)
 		res <- acquired{id: 10, t: tk, err: err}
 	}()
 	shed := <-res
@@ -162,13 +162,13 @@ func TestDeadlineAndNoWait(t *testing.T) {
 	mw[verdict.ClassNormal] = 20 * time.Millisecond
 	mw[verdict.ClassSuspicious] = -1
 	l, _ := limiterAt(t, 1, Options{MaxWait: mw})
-	hold, _ := l.Acquire(t.Context(), verdict.ClassPriority)
+	hold, _ := l.Acquire(t.Context(), verdict.ClassPriority, 0)
 	defer hold.Release(time.Millisecond, Success)
 
-	if _, err := l.Acquire(t.Context(), verdict.ClassSuspicious); !errors.Is(err, ErrTimeout) {
+	if _, err := l.Acquire(t.Context(), verdict.ClassSuspicious, 0); !errors.Is(err, ErrTimeout) {
 		t.Errorf("class that may not wait: err %v, want ErrTimeout at once", err)
 	}
-	if _, err := l.Acquire(t.Context(), verdict.ClassNormal); !errors.Is(err, ErrTimeout) {
+	if _, err := l.Acquire(t.Context(), verdict.ClassNormal, 0); !errors.Is(err, ErrTimeout) {
 		t.Errorf("normal past its deadline: err %v, want ErrTimeout", err)
 	}
 	s := l.Stats()
@@ -201,7 +201,7 @@ func TestCancellationsDoNotLeak(t *testing.T) {
 				if rng.IntN(3) == 0 {
 					go cancel()
 				}
-				tk, err := l.Acquire(ctx, verdict.Class(rng.IntN(int(verdict.NumClasses))))
+				tk, err := l.Acquire(ctx, verdict.Class(rng.IntN(int(verdict.NumClasses))), 0)
 				if err == nil {
 					n := inside.Add(1)
 					for {
@@ -242,11 +242,11 @@ func TestCancellationsDoNotLeak(t *testing.T) {
 // rather than at their deadline, so the cache can serve stale copies.
 func TestBreakerFailsQueue(t *testing.T) {
 	l, _ := limiterAt(t, 2, Options{BreakerFailures: 1})
-	a, _ := l.Acquire(t.Context(), verdict.ClassNormal)
-	b, _ := l.Acquire(t.Context(), verdict.ClassNormal)
+	a, _ := l.Acquire(t.Context(), verdict.ClassNormal, 0)
+	b, _ := l.Acquire(t.Context(), verdict.ClassNormal, 0)
 	waiter := make(chan error, 1)
 	go func() {
-		_, err := l.Acquire(context.Background(), verdict.ClassNormal)
+		_, err := l.Acquire(context.Background(), verdict.ClassNormal, 0)
 		waiter <- err
 	}()
 	eventually(t, "waiter queued", func() bool { return sum(l.Stats().Queued) == 1 })
@@ -267,38 +267,38 @@ func TestBreaker(t *testing.T) {
 
 	// Failures interleaved with a success do not open it.
 	for _, out := range []Outcome{Dropped, Dropped, Success, Dropped, Dropped} {
-		tk, _ := l.Acquire(t.Context(), verdict.ClassNormal)
+		tk, _ := l.Acquire(t.Context(), verdict.ClassNormal, 0)
 		tk.Release(time.Millisecond, out)
 	}
 	if s := l.Stats(); s.Breaker != "closed" {
 		t.Fatalf("breaker %q after non-consecutive failures, want closed", s.Breaker)
 	}
-	tk, _ := l.Acquire(t.Context(), verdict.ClassNormal)
+	tk, _ := l.Acquire(t.Context(), verdict.ClassNormal, 0)
 	tk.Release(time.Millisecond, Dropped)
 	if s := l.Stats(); s.Breaker != "open" || s.BreakerOpens != 1 {
 		t.Fatalf("breaker %q opens %d, want open once", s.Breaker, s.BreakerOpens)
 	}
-	if _, err := l.Acquire(t.Context(), verdict.ClassPriority); !errors.Is(err, ErrCircuitOpen) {
+	if _, err := l.Acquire(t.Context(), verdict.ClassPriority, 0); !errors.Is(err, ErrCircuitOpen) {
 		t.Fatalf("acquire while open: %v, want ErrCircuitOpen", err)
 	}
 
 	// After the open period, one trial; a failed trial doubles the period
 	// (capped at BreakerMaxOpen).
 	clk.Advance(5 * time.Second)
-	trial, err := l.Acquire(t.Context(), verdict.ClassNormal)
+	trial, err := l.Acquire(t.Context(), verdict.ClassNormal, 0)
 	if err != nil {
 		t.Fatalf("trial: %v", err)
 	}
-	if _, err := l.Acquire(t.Context(), verdict.ClassNormal); !errors.Is(err, ErrCircuitOpen) {
+	if _, err := l.Acquire(t.Context(), verdict.ClassNormal, 0); !errors.Is(err, ErrCircuitOpen) {
 		t.Fatalf("second request while the trial is out: %v, want ErrCircuitOpen", err)
 	}
 	trial.Release(time.Millisecond, Dropped)
 	clk.Advance(7 * time.Second)
-	if _, err := l.Acquire(t.Context(), verdict.ClassNormal); !errors.Is(err, ErrCircuitOpen) {
+	if _, err := l.Acquire(t.Context(), verdict.ClassNormal, 0); !errors.Is(err, ErrCircuitOpen) {
 		t.Fatalf("7 s after a failed trial: %v, want still open (8 s)", err)
 	}
 	clk.Advance(time.Second)
-	trial, err = l.Acquire(t.Context(), verdict.ClassNormal)
+	trial, err = l.Acquire(t.Context(), verdict.ClassNormal, 0)
 	if err != nil {
 		t.Fatalf("second trial: %v", err)
 	}

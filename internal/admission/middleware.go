@@ -22,8 +22,9 @@ var (
 )
 
 // Middleware puts the Limiter in front of next (the upstream proxy). Each
-// request acquires a slot with the class classOf gives it (nil: every request
-// is verdict.ClassNormal) and releases it when next writes the response
+// request acquires a slot with the class and client key classOf gives it
+// (nil: every request is verdict.ClassNormal from one client; see Acquire
+// for what the key buys) and releases it when next writes the response
 // headers: its latency is the time to headers, and the slot is not held
 // while a slow client reads the body (a slow reader cannot pin the origin's
 // capacity, and event streams do not hold slots). The outcome is Dropped for
@@ -36,7 +37,7 @@ var (
 // overload page. The cache in front replaces it with a stale copy when it has
 // one. The handler is safe for concurrent use; an admitted request costs one
 // small allocation (the response writer wrapper).
-func (l *Limiter) Middleware(next http.Handler, classOf func(*http.Request) verdict.Class) http.Handler {
+func (l *Limiter) Middleware(next http.Handler, classOf func(*http.Request) (verdict.Class, uint64)) http.Handler {
 	g := &gate{
 		l:               l,
 		next:            next,
@@ -52,18 +53,18 @@ func (l *Limiter) Middleware(next http.Handler, classOf func(*http.Request) verd
 type gate struct {
 	l       *Limiter
 	next    http.Handler
-	classOf func(*http.Request) verdict.Class
+	classOf func(*http.Request) (verdict.Class, uint64)
 
 	hdrRetryQueue, hdrRetryBreaker, hdrContentType, hdrLength []string
 }
 
 func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	class := verdict.ClassNormal
+	class, flow := verdict.ClassNormal, uint64(0)
 	if g.classOf != nil {
-		class = g.classOf(r)
+		class, flow = g.classOf(r)
 	}
 	ctx := r.Context()
-	t, err := g.l.Acquire(ctx, class)
+	t, err := g.l.Acquire(ctx, class, flow)
 	if err != nil {
 		g.refuse(w, r, err)
 		return

@@ -39,7 +39,7 @@ func TestMiddlewareRefuses(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.o.MaxWait = noWait
 			l, _ := limiterAt(t, 1, tt.o)
-			hold, _ := l.Acquire(t.Context(), verdict.ClassNormal)
+			hold, _ := l.Acquire(t.Context(), verdict.ClassNormal, 0)
 			if tt.openCircuit {
 				hold.Release(time.Millisecond, Dropped)
 			} else {
@@ -126,7 +126,7 @@ func TestMiddlewareOutcomes(t *testing.T) {
 			l, _ := limiterAt(t, 4, Options{})
 			h := l.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.WriteHeader(tt.status)
-			}), func(*http.Request) verdict.Class { return verdict.ClassPriority })
+			}), func(*http.Request) (verdict.Class, uint64) { return verdict.ClassPriority, 0 })
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
 			s := l.Stats()

@@ -613,7 +613,12 @@ type Cache struct {
 	NormaliseMode string `yaml:"normalise_mode"`
 }
 
-// Admission configures the adaptive concurrency limit in front of the origin.
+// Admission configures the adaptive concurrency limit in front of the
+// origin and the queue of requests waiting for it: by priority class
+// (clearance holders first, suspicious requests last), and within a class
+// fair between clients (each address, each IPv6 /64, is served in turn,
+// one request each), so a reader is never queued behind a flooder's
+// backlog.
 type Admission struct {
 	// Disabled turns admission control off.
 	Disabled bool `yaml:"disabled"`
@@ -623,8 +628,10 @@ type Admission struct {
 	MinLimit int `yaml:"min_limit"`
 	// MaxLimit is the upper bound of the adaptive limit.
 	MaxLimit int `yaml:"max_limit"`
-	// QueueSize caps requests waiting for the origin; when full the lowest
-	// class waiting is shed first.
+	// QueueSize caps requests waiting for the origin; when full, the
+	// newest request of the client with the most waiting in the lowest
+	// class is shed (a newcomer of that class is refused only when its
+	// client already has the most waiting).
 	QueueSize int `yaml:"queue_size"`
 	// MaxWait is the longest a request of each class waits in the queue:
 	// priority (clearance holders, allow-listed), normal, suspicious.

@@ -2,6 +2,7 @@ package shield
 
 import (
 	"context"
+	"encoding/binary"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -270,12 +271,25 @@ func (s *Shield) onUpstream(r *http.Request, status int, d time.Duration) {
 	}
 }
 
-// classOf gives admission the request's priority class.
-func (s *Shield) classOf(r *http.Request) verdict.Class {
-	if rq := requestFrom(r); rq != nil {
-		return rq.decision.Class
+// classOf gives admission the request's priority class and its client key
+// for the fair queue: the address, or its /64 for IPv6 (one host holds a
+// whole /64 and can take a new address for every request).
+func (s *Shield) classOf(r *http.Request) (verdict.Class, uint64) {
+	rq := requestFrom(r)
+	if rq == nil {
+		return verdict.ClassNormal, 0
 	}
-	return verdict.ClassNormal
+	return rq.decision.Class, flowKey(rq.facts.IP)
+}
+
+// flowKey is the fair queue's key for a client address.
+func flowKey(ip netip.Addr) uint64 {
+	if ip.Is4() || ip.Is4In6() {
+		b := ip.Unmap().As4()
+		return 1<<63 | uint64(binary.BigEndian.Uint32(b[:]))
+	}
+	b := ip.As16()
+	return binary.BigEndian.Uint64(b[:8])
 }
 
 // admitMiss runs the miss rules when a request would go to the origin: the
