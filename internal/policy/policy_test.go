@@ -578,3 +578,32 @@ func FuzzRules(f *testing.F) {
 		}
 	})
 }
+
+// The built-in pingback rule drops WordPress pingback verifications that
+// carry a query string (reflection floods bust the cache with one), in every
+// mode; a WordPress client fetching a page without a query, and browsers
+// with queries, pass.
+func TestPingbackReflectionDropped(t *testing.T) {
+	e := newEngine(t, "", true, nil)
+	ua := "WordPress/6.5; https://blog.example; verifying pingback from 127.9.9.9"
+	pb := facts("203.0.113.30", "GET", "/")
+	pb.RawQuery = "4829104=482910"
+	pb.Header = http.Header{"User-Agent": {ua}}
+	pb.UserAgent = ua
+	for _, m := range []verdict.Mode{verdict.ModeNormal, verdict.ModeElevated, verdict.ModeUnderAttack} {
+		if d := e.Decide(pb, m, t0); d.Action != verdict.Drop || d.Rule != "default-pingback-reflection" {
+			t.Fatalf("%v: pingback with a query: %+v", m, d)
+		}
+	}
+	feed := *pb
+	feed.IP = netip.MustParseAddr("203.0.113.31")
+	feed.RawQuery = ""
+	if d := e.Decide(&feed, verdict.ModeNormal, t0); d.Action != verdict.Allow {
+		t.Fatalf("WordPress without a query: %+v", d)
+	}
+	browser := facts("203.0.113.32", "GET", "/")
+	browser.RawQuery = "page=2"
+	if d := e.Decide(browser, verdict.ModeNormal, t0); d.Action != verdict.Allow {
+		t.Fatalf("browser with a query: %+v", d)
+	}
+}
