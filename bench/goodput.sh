@@ -20,7 +20,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-SCENARIOS=${SCENARIOS:-"none get-flood cache-bust search-flood post-flood slowloris slow-post slow-read h2-rapid-reset browser-botnet mixed"}
+SCENARIOS=${SCENARIOS:-"none get-flood cache-bust search-flood post-flood slowloris slow-post slow-read h2-rapid-reset browser-botnet mixed ddosia random-404 header-random login-flood pingback head-flood carpet multi-vector"}
 SYSTEMS=${SYSTEMS:-"direct nginx haproxy rampart"}
 DUR=${DUR:-20s}
 SCALE=${SCALE:-1}

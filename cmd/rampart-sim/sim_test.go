@@ -64,8 +64,13 @@ func TestListPresets(t *testing.T) {
 			t.Errorf("--list-presets lacks %s", p.Name)
 		}
 	}
-	if !strings.Contains(out.String(), "600 addresses x 10 req/s = 6000 req/s") {
-		t.Errorf("--scale 2 not applied:\n%s", out.String())
+	for _, want := range []string{
+		"600 addresses x 10 req/s = 6000 req/s",
+		"10000 addresses x 0.1-0.3 req/s (0.2 on average) = 2000 req/s, ramp 4s, waves 8s on / 4s off",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("--scale 2 not applied (no %q):\n%s", want, out.String())
+		}
 	}
 }
 

@@ -22,10 +22,28 @@ import (
 	"github.com/rampart-shield/rampart/internal/demo"
 )
 
-// profile is a real browser's request headers.
+// profile is a real browser's request headers. A Chromium browser also
+// sends client hints: secChUa, chPlatform and mobile.
 type profile struct {
 	name, ua, acceptNav, acceptCSS, acceptImg, lang, encoding string
-	chromium                                                  bool
+	chromium, mobile                                          bool
+	secChUa, chPlatform                                       string
+}
+
+// setCommon sets the headers a browser sends with every request.
+func (p profile) setCommon(h http.Header) {
+	h.Set("User-Agent", p.ua)
+	h.Set("Accept-Language", p.lang)
+	h.Set("Accept-Encoding", p.encoding)
+	if p.chromium {
+		h.Set("Sec-Ch-Ua", p.secChUa)
+		if p.mobile {
+			h.Set("Sec-Ch-Ua-Mobile", "?1")
+		} else {
+			h.Set("Sec-Ch-Ua-Mobile", "?0")
+		}
+		h.Set("Sec-Ch-Ua-Platform", p.chPlatform)
+	}
 }
 
 var profiles = []profile{
@@ -33,7 +51,8 @@ var profiles = []profile{
 		ua:        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/138.0.0.0 Safari/537.36",
 		acceptNav: "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7",
 		acceptCSS: "text/css,*/*;q=0.1", acceptImg: "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8",
-		lang: "en-GB,en;q=0.9", encoding: "gzip, deflate, br, zstd"},
+		lang: "en-GB,en;q=0.9", encoding: "gzip, deflate, br, zstd",
+		secChUa: `"Not)A;Brand";v="8", "Chromium";v="138", "Google Chrome";v="138"`, chPlatform: `"Windows"`},
 	{name: "firefox",
 		ua:        "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0",
 		acceptNav: "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
@@ -105,14 +124,7 @@ func (b *browser) newRequest(ctx context.Context, method, path string, body []by
 	}
 	h := req.Header
 	p := b.prof
-	h.Set("User-Agent", p.ua)
-	h.Set("Accept-Language", p.lang)
-	h.Set("Accept-Encoding", p.encoding)
-	if p.chromium {
-		h.Set("Sec-Ch-Ua", `"Not)A;Brand";v="8", "Chromium";v="138", "Google Chrome";v="138"`)
-		h.Set("Sec-Ch-Ua-Mobile", "?0")
-		h.Set("Sec-Ch-Ua-Platform", `"Windows"`)
-	}
+	p.setCommon(h)
 	site := "same-origin"
 	switch d {
 	case destDocument:
@@ -417,10 +429,11 @@ func (b *browser) think() time.Duration {
 }
 
 // botnet is a browser-botnet member: cookies and challenge solving like a
-// browser, then pages and searches at rate per second until ctx ends.
-func (b *browser) botnet(ctx context.Context, rate float64) {
+// browser, then pages and searches at a.Rate per second (on a's schedule)
+// until ctx ends.
+func (b *browser) botnet(ctx context.Context, a Attack) {
 	defer b.close()
-	pace(ctx, rate, b.rng, func() bool {
+	b.r.paceAttack(ctx, a, 0, b.rng, func(int) bool {
 		if b.rng.IntN(2) == 0 {
 			b.fetch(ctx, http.MethodGet, fmt.Sprintf("/news/%d", 1+b.rng.IntN(demo.DefaultArticles)), nil, destDocument, "")
 		} else {

@@ -44,6 +44,20 @@
 // for https targets); browser-botnet members solve challenges like the
 // visitors and the CPU time they spend doing so is reported.
 //
+// The campaign presets reproduce what reports of real attacks on government
+// and news sites describe: ddosia (NoName057(16)'s templates of expensive
+// URLs with per-request random placeholders, from Go's default client),
+// random-404, header-random (user agents, referers, forged forwarding
+// headers, random subdomains in Host: headers only, the connection still
+// goes to the target), login-flood, pingback (WordPress reflection),
+// head-flood, carpet (thousands of addresses under per-address limits, in
+// waves) and multi-vector (technique shifting every third of the run). The
+// Kind constants give each shape. Any component may start late, ramp up and
+// run in waves ([Attack] Start, Ramp, On, Off); these times stretch with
+// the run's duration. A scheduled source's requests fall where the
+// integral of its rate reaches each next whole request, so a ramp and waves
+// shape the rate exactly, not by sampling.
+//
 // # Report
 //
 // [Report] is one JSON object; its keys include legit_success_ratio,
@@ -52,7 +66,8 @@
 // (from the demo origin's role counters, reset before the run; null without
 // them), decisions (per role, counts by the Rampart-Mitigated header; when
 // absent "allow", or "origin-error" for a 5xx), cache (per role, by
-// Rampart-Cache), statuses, and with a proxy PID proxy_cpu_s,
+// Rampart-Cache), statuses (slow-attack connections "held" when open at
+// the end of the run or of their wave), and with a proxy PID proxy_cpu_s,
 // proxy_rss_bytes and proxy_peak_rss_bytes. A
 // legitimate request succeeds when its final answer is 2xx or 304;
 // percentiles are nearest-rank over the raw latencies of every legitimate

@@ -127,8 +127,72 @@ func TestRunPresetsAgainstOrigin(t *testing.T) {
 			if reached > rep.AttackSent {
 				t.Errorf("more attack requests reached the origin (%d) than were sent (%d)", reached, rep.AttackSent)
 			}
+			if check := originShapes[p.Name]; check != nil {
+				cl := rep.Origin.Attack.Classes
+				if err := check(cl, rep.Statuses["attack"]); err != "" {
+					t.Errorf("%s: %s; origin classes %+v, statuses %v", p.Name, err, cl, rep.Statuses["attack"])
+				}
+			}
 		})
 	}
+}
+
+// originShapes checks, per campaign preset, what its requests are to the
+// bare origin: their classes and answers.
+var originShapes = map[string]func(cl demo.ClassCounts, st map[string]int64) string{
+	"ddosia": func(cl demo.ClassCounts, st map[string]int64) string {
+		if cl.Search == 0 || cl.Page == 0 || cl.Post == 0 || cl.Static+cl.Other != 0 {
+			return "want searches, listing pages and posts only"
+		}
+		if st["201"] == 0 && st["303"] == 0 {
+			return "no form or login answered"
+		}
+		return ""
+	},
+	"random-404": func(cl demo.ClassCounts, st map[string]int64) string {
+		if cl.Other == 0 || cl.Page+cl.Search+cl.Post+cl.Static != 0 || st["404"] == 0 {
+			return "want 404s only"
+		}
+		return ""
+	},
+	"header-random": func(cl demo.ClassCounts, st map[string]int64) string {
+		if cl.Page == 0 || cl.Search+cl.Post+cl.Static+cl.Other != 0 || st["200"] == 0 {
+			return "want pages only, served"
+		}
+		return ""
+	},
+	"login-flood": func(cl demo.ClassCounts, st map[string]int64) string {
+		if cl.Post == 0 || cl.Page+cl.Search+cl.Static+cl.Other != 0 || st["303"] == 0 {
+			return "want logins only, answered 303 and not followed"
+		}
+		return ""
+	},
+	"pingback": func(cl demo.ClassCounts, st map[string]int64) string {
+		if cl.Page == 0 || cl.Search+cl.Post+cl.Static+cl.Other != 0 {
+			return "want pages only"
+		}
+		return ""
+	},
+	"head-flood": func(cl demo.ClassCounts, st map[string]int64) string {
+		if cl.Page == 0 || cl.Search+cl.Post+cl.Static+cl.Other != 0 || st["200"] == 0 {
+			return "want pages only, served"
+		}
+		return ""
+	},
+	"carpet": func(cl demo.ClassCounts, st map[string]int64) string {
+		if cl.Page+cl.Search == 0 || cl.Post+cl.Static+cl.Other != 0 {
+			return "want pages and searches only"
+		}
+		return ""
+	},
+	// A third of the run each: ddosia's searches and posts, then pages,
+	// then slowloris connections held to the end.
+	"multi-vector": func(cl demo.ClassCounts, st map[string]int64) string {
+		if cl.Search == 0 || cl.Post == 0 || cl.Page == 0 || st["held"] == 0 {
+			return "want ddosia's searches and posts, pages, and slowloris connections held"
+		}
+		return ""
+	},
 }
 
 // challengeGate is a stand-in for rampart's challenge in front of the demo

@@ -43,7 +43,8 @@ func (r *runner) launch(avoid netip.Addr) error {
 		for i, src := range srcs {
 			idx := off + i
 			switch a.Kind {
-			case KindGetFlood, KindCacheBust, KindSearchFlood, KindPostFlood:
+			case KindGetFlood, KindCacheBust, KindSearchFlood, KindPostFlood,
+				KindDDoSia, KindRandom404, KindHeaderRandom, KindLoginFlood, KindPingback, KindHeadFlood, KindCarpet:
 				r.wg.Go(func() { r.floodSource(ctx, a, idx, src) })
 			case KindSlowloris, KindSlowPost, KindSlowRead:
 				for c := range a.Conns {
@@ -55,7 +56,7 @@ func (r *runner) launch(avoid netip.Addr) error {
 				}
 			case KindBrowserBotnet:
 				b := r.newBrowser(roleAttack, idx, src, true, nil)
-				r.wg.Go(func() { b.botnet(ctx, a.Rate) })
+				r.wg.Go(func() { b.botnet(ctx, a) })
 			default:
 				return fmt.Errorf("preset %s component %d: unknown attack kind %q", r.preset.Name, k, a.Kind)
 			}
@@ -77,18 +78,19 @@ func (r *runner) isNoJS(i int) bool {
 }
 
 // floodSource sends the requests of one flood address at a.Rate per second
-// until ctx ends.
+// (on a's schedule) until ctx ends. Answers are read; redirects are not
+// followed.
 func (r *runner) floodSource(ctx context.Context, a Attack, idx int, src netip.Addr) {
 	tr := r.transport(src, floodInflight)
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: r.cfg.AttackTimeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	rng := rand.New(rand.NewPCG(r.cfg.Seed, uint64(roleAttack)<<32|uint64(idx)))
-	prof := profiles[idx%len(profiles)]
+	id := newFloodIdentity(a, idx, rng)
 	sem := make(chan struct{}, floodInflight)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	pace(ctx, a.Rate, rng, func() bool {
+	r.paceAttack(ctx, a, id.rate, rng, func(wave int) bool {
 		select {
 		case sem <- struct{}{}:
 		default:
@@ -99,7 +101,7 @@ func (r *runner) floodSource(ctx context.Context, a Attack, idx int, src netip.A
 			return false
 		}
 		r.attackSent.Add(1)
-		req, err := r.floodRequest(ctx, a, rng, prof)
+		req, err := r.floodRequest(ctx, a, rng, id, wave)
 		if err != nil {
 			<-sem
 			r.log.Error("building a flood request", "kind", a.Kind, "err", err)
@@ -128,12 +130,19 @@ func (r *runner) floodSource(ctx context.Context, a Attack, idx int, src netip.A
 // commentBody is the post-flood's 1 KiB form body.
 var commentBody = []byte("c=" + strings.Repeat("spam", 255) + "xx")
 
-// floodRequest builds one request of a flood. Floods send a browser's
-// User-Agent and Accept headers but none of the Sec-Fetch headers, as
-// common flood tools do.
-func (r *runner) floodRequest(ctx context.Context, a Attack, rng *rand.Rand, prof profile) (*http.Request, error) {
+// floodRequest builds one request of a flood. The first floods send a
+// browser's User-Agent and Accept headers but none of the Sec-Fetch
+// headers, as common flood tools do; the campaign techniques have shapes of
+// their own (campaignRequest).
+func (r *runner) floodRequest(ctx context.Context, a Attack, rng *rand.Rand, id *floodIdentity, wave int) (*http.Request, error) {
 	method, path := http.MethodGet, a.Path
+	prof := id.prof
 	var body io.Reader
+	switch a.Kind {
+	case KindGetFlood, KindCacheBust, KindSearchFlood, KindPostFlood:
+	default:
+		return r.campaignRequest(ctx, a, rng, id, wave)
+	}
 	switch a.Kind {
 	case KindCacheBust:
 		path = "/"

@@ -35,6 +35,14 @@ func (r *runner) rapidResetSource(ctx context.Context, a Attack, idx int, src ne
 	if backoff <= 0 {
 		backoff = time.Second
 	}
+	// On a schedule, the connection opens with the first window; streams
+	// follow the schedule's level (none between waves).
+	if s := a.schedule(); !s.isZero() {
+		from, _ := s.window(time.Since(r.start), 0)
+		if !wait(ctx, time.Until(r.start.Add(from))) {
+			return
+		}
+	}
 	for ctx.Err() == nil {
 		if !r.rapidResetConn(ctx, a, src) {
 			return
@@ -129,6 +137,7 @@ func (r *runner) rapidResetConn(ctx context.Context, a Attack, src netip.Addr) b
 	// Credit accrues with the time elapsed, so ticks lost to a busy
 	// machine do not lower the rate; it is capped at one second's worth.
 	var credit float64
+	sched := a.schedule()
 	last := time.Now()
 	t := time.NewTicker(rapidResetBatch)
 	defer t.Stop()
@@ -138,7 +147,12 @@ func (r *runner) rapidResetConn(ctx context.Context, a Attack, src netip.Addr) b
 			<-readerDone
 			return true
 		case now := <-t.C:
-			credit = min(credit+a.Rate*now.Sub(last).Seconds(), max(a.Rate, 1))
+			rate := a.Rate
+			if !sched.isZero() {
+				level, _ := sched.level(now.Sub(r.start))
+				rate *= level
+			}
+			credit = min(credit+rate*now.Sub(last).Seconds(), max(a.Rate, 1))
 			last = now
 		}
 		for ; credit >= 1; credit-- {

@@ -182,6 +182,20 @@ func TestRampartE2E(t *testing.T) {
 			}
 		}
 	}
+	// answered checks that the shield let some of the attack through to
+	// the origin or answered it itself: the simulator's requests are valid
+	// HTTP that it can parse and decide on.
+	answered := func(t *testing.T, rep Report, _, _ map[string]float64) {
+		var n int64
+		for s, c := range rep.Statuses["attack"] {
+			if !strings.HasPrefix(s, "error:") {
+				n += c
+			}
+		}
+		if n == 0 {
+			t.Errorf("no attack request was answered: statuses %v", rep.Statuses["attack"])
+		}
+	}
 	tests := []struct {
 		preset   string
 		mode     string
@@ -271,6 +285,17 @@ func TestRampartE2E(t *testing.T) {
 			}
 		}},
 		{preset: "mixed", scale: 0.05, duration: 2 * time.Second, check: keptFromOrigin(0.2)},
+		// The campaign techniques. What each must meet is the shield's
+		// business; here the run must work end to end through it.
+		{preset: "ddosia", check: answered},
+		{preset: "random-404", check: answered},
+		{preset: "header-random", check: answered},
+		{preset: "login-flood", check: answered},
+		{preset: "pingback", check: answered},
+		{preset: "head-flood", check: answered},
+		{preset: "carpet", scale: 0.05, check: answered},
+		// Each third is a second long.
+		{preset: "multi-vector", scale: 0.05, duration: 3 * time.Second, check: answered},
 	}
 	if len(tests) != len(Presets()) {
 		t.Fatalf("%d cases for %d presets: every preset needs a case", len(tests), len(Presets()))

@@ -150,7 +150,8 @@ type Report struct {
 	Cache map[string]map[string]int64 `json:"cache"`
 	// Statuses counts answers by role and status code; failures without an
 	// answer are "error:<kind>", slow-attack connections "held" (open at
-	// the end) or "closed" (closed by the server without an answer).
+	// the end of the run or of their wave) or "closed" (closed by the
+	// server without an answer).
 	Statuses map[string]map[string]int64 `json:"statuses"`
 
 	// ProxyCPUs is the CPU seconds the shield process used during the run,
@@ -217,6 +218,9 @@ type runner struct {
 	decisions, cache, stat [2]tally
 
 	wg *sync.WaitGroup
+
+	// start is when the load began, the origin of the attacks' schedules.
+	start time.Time
 }
 
 func (c *Config) setDefaults() error {
@@ -307,6 +311,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if cfg.Duration == 0 {
 		cfg.Duration = preset.Duration
 	}
+	preset = preset.stretched(cfg.Duration)
 	clients := cfg.Legit
 	for _, a := range preset.Attacks {
 		clients += a.Sources * max(1, a.Conns)
@@ -360,6 +365,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	r.loadCtx, r.hardCtx, r.stopLoad = loadCtx, hardCtx, stopLoad
 
 	start := time.Now()
+	r.start = start
 	var avoid netip.Addr
 	if target.AddrPort.Addr().Is4() {
 		avoid = target.AddrPort.Addr()

@@ -222,7 +222,8 @@ func TestParseLayout(t *testing.T) {
 
 func TestPresets(t *testing.T) {
 	wantNames := []string{"none", "get-flood", "cache-bust", "search-flood", "post-flood", "slowloris", "slow-post",
-		"slow-read", "h2-rapid-reset", "browser-botnet", "mixed"}
+		"slow-read", "h2-rapid-reset", "browser-botnet", "mixed",
+		"ddosia", "random-404", "header-random", "login-flood", "pingback", "head-flood", "carpet", "multi-vector"}
 	var names []string
 	for _, p := range Presets() {
 		names = append(names, p.Name)
@@ -247,6 +248,17 @@ func TestPresets(t *testing.T) {
 					t.Errorf("%s/%s: rate %v", p.Name, a.Kind, a.Rate)
 				}
 			}
+			// Waves need both halves; every component starts within the
+			// run; a ramp spans a few waves at most.
+			if (a.On > 0) != (a.Off > 0) || a.Start < 0 || a.Start >= p.Duration || a.Ramp < 0 || a.Ramp > p.Duration {
+				t.Errorf("%s/%s: start %v, ramp %v, on %v, off %v", p.Name, a.Kind, a.Start, a.Ramp, a.On, a.Off)
+			}
+			if a.On > 0 && a.Ramp > 10*(a.On+a.Off) {
+				t.Errorf("%s/%s: ramp %v over more than 10 waves", p.Name, a.Kind, a.Ramp)
+			}
+		}
+		if p.Description == "" {
+			t.Errorf("%s: no description", p.Name)
 		}
 	}
 	if d := cmp.Diff(wantNames, names); d != "" {
@@ -258,6 +270,20 @@ func TestPresets(t *testing.T) {
 	}
 	if a := cb.Attacks[0]; a.Sources < 1000 || a.Rate > 1 {
 		t.Errorf("cache-bust should be thousands of addresses at a low rate: %+v", a)
+	}
+	carpet, err := LookupPreset("carpet", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := carpet.Attacks[0]; a.Sources < 1000 || a.Rate != 0.2 || a.On == 0 || a.Off == 0 {
+		t.Errorf("carpet should be thousands of addresses at 0.1-0.3 req/s, in waves: %+v", a)
+	}
+	// The campaign techniques, each exercised by a preset of its own.
+	for _, k := range []Kind{KindDDoSia, KindRandom404, KindHeaderRandom, KindLoginFlood, KindPingback, KindHeadFlood, KindCarpet} {
+		p, err := LookupPreset(string(k), 1)
+		if err != nil || len(p.Attacks) != 1 || p.Attacks[0].Kind != k {
+			t.Errorf("preset %s: %+v, %v", k, p, err)
+		}
 	}
 }
 
@@ -277,6 +303,9 @@ func TestLookupPresetScale(t *testing.T) {
 		{"mixed half", "mixed", 0.5, []int{50, 500, 30, 20, 50}, 500 + 250 + 150 + 100, false},
 		{"rapid reset rate is per connection", "h2-rapid-reset", 1, []int{10}, 2000, false},
 		{"slowloris has no rate", "slowloris", 1, []int{300}, 0, false},
+		{"ddosia", "ddosia", 1, []int{500}, 1500, false},
+		{"carpet rate is the average", "carpet", 1, []int{5000}, 1000, false},
+		{"multi-vector tenth", "multi-vector", 0.1, []int{30, 250, 100, 15, 30}, 90 + 50 + 50 + 90, false},
 		{"none", "none", 1, nil, 0, false},
 		{"unknown", "syn-flood", 1, nil, 0, true},
 		{"zero scale", "get-flood", 0, nil, 0, true},
@@ -319,6 +348,11 @@ func TestFormatPresets(t *testing.T) {
 		"slowloris", "300 addresses x 2 conns = 600 connections, a header line every 5s",
 		"h2-rapid-reset", "10 addresses x 1 conns x 200 streams/s = 2000 streams/s",
 		"total           1300 addresses, 2000 req/s",
+		"ddosia", "500 addresses x 3 req/s = 1500 req/s",
+		"carpet", "5000 addresses x 0.1-0.3 req/s (0.2 on average) = 1000 req/s, ramp 4s, waves 8s on / 4s off",
+		"multi-vector", "slowloris       150 addresses x 2 conns = 300 connections, a header line every 5s, path /, from 20s, waves 10s on / 20s off",
+		"total           4250 addresses, 2800 req/s (at most 1000 at once)",
+		"stretch with --duration",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("--list-presets output lacks %q:\n%s", want, out)

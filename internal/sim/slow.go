@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -52,13 +53,23 @@ func (r *runner) dialRaw(ctx context.Context, src netip.Addr, control func(strin
 // slowSource runs one connection of a slow attack at a time from src until
 // ctx ends: when the server closes one, it waits a.Interval and opens the
 // next. Each connection counts as one attack request (slow-read: as the
-// slowReadPipeline requests it pipelines).
+// slowReadPipeline requests it pipelines). On a schedule, connections are
+// open only in the source's windows (scheduledSlowSource).
 func (r *runner) slowSource(ctx context.Context, a Attack, idx int, src netip.Addr) {
 	rng := rand.New(rand.NewPCG(r.cfg.Seed, uint64(roleAttack)<<32|uint64(idx)|1<<31))
+	if s := a.schedule(); !s.isZero() {
+		r.scheduledSlowSource(ctx, a, s, src, rng)
+		return
+	}
 	// Spread the first connections over one interval.
 	if !wait(ctx, time.Duration(rng.Int64N(int64(a.Interval)+1))) {
 		return
 	}
+	r.slowLoop(ctx, a, src, rng)
+}
+
+// slowLoop holds one connection after another until ctx ends.
+func (r *runner) slowLoop(ctx context.Context, a Attack, src netip.Addr, rng *rand.Rand) {
 	reqs := int64(1)
 	if a.Kind == KindSlowRead {
 		reqs = slowReadPipeline
@@ -70,6 +81,36 @@ func (r *runner) slowSource(ctx context.Context, a Attack, idx int, src netip.Ad
 		r.attackSent.Add(reqs)
 		r.slowOnce(ctx, a, src, rng)
 		if !wait(ctx, a.Interval) {
+			return
+		}
+	}
+}
+
+// scheduledSlowSource holds connections in the windows of s in which the
+// component's level is at least the source's share (drawn once, so that
+// the connections held rise linearly over the ramp), and closes them at the
+// end of each wave. In each window the first connection waits a random
+// part of Interval (at most half the window), so that the sources do not
+// all connect at once.
+func (r *runner) scheduledSlowSource(ctx context.Context, a Attack, s schedule, src netip.Addr, rng *rand.Rand) {
+	var clk realClock
+	share := rng.Float64()
+	for ctx.Err() == nil {
+		from, until := s.window(clk.Now().Sub(r.start), share)
+		spread := min(a.Interval, (until-from)/2)
+		from += time.Duration(rng.Int64N(int64(max(spread, 0)) + 1))
+		if !clk.Sleep(ctx, r.start.Add(from).Sub(clk.Now())) {
+			return
+		}
+		if until == math.MaxInt64 { // no waves: hold until the end
+			r.slowLoop(ctx, a, src, rng)
+			return
+		}
+		wctx, cancel := context.WithDeadline(ctx, r.start.Add(until))
+		r.slowLoop(wctx, a, src, rng)
+		cancel()
+		// The next window starts after this wave's end.
+		if !clk.Sleep(ctx, r.start.Add(until).Sub(clk.Now())) {
 			return
 		}
 	}
