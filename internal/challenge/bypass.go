@@ -77,10 +77,13 @@ var DefaultCrawlers = []Crawler{
 }
 
 // DefaultBypassPaths are the paths that never get a challenge unless
-// BypassOptions.Paths says otherwise: machine-read files and APIs that
-// browsers do not navigate to (the configuration's challenge.bypass_paths
-// default). Note that "/feed*" also matches "/feedback".
-var DefaultBypassPaths = []string{"/.well-known/*", "/robots.txt", "/favicon.ico", "/sitemap*.xml", "*.rss", "/feed*", "/rss*", "/atom*", "/api/*"}
+// BypassOptions.Paths says otherwise: machine-read files that browsers do
+// not navigate to (the configuration's challenge.bypass_paths default is
+// its own list). APIs are not among them: login, registration and search
+// APIs are what floods against news and government sites aim at; an API
+// used by non-browser clients is added by the operator. Note that "/feed*"
+// also matches "/feedback".
+var DefaultBypassPaths = []string{"/.well-known/*", "/robots.txt", "/favicon.ico", "/sitemap*.xml", "*.rss", "/feed*", "/rss*", "/atom*"}
 
 // Resolver is the DNS the crawler verification uses; *net.Resolver
 // satisfies it, and tests replace it.

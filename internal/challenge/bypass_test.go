@@ -94,7 +94,7 @@ func TestBypassPathsAndCIDRs(t *testing.T) {
 	text := filepath.Join(dir, "monitors.txt")
 	mustNil(t, os.WriteFile(text, []byte("# uptime monitor\n192.0.2.7\n198.18.0.0/15 # lab\n"), 0o644))
 	b, err := challenge.NewBypass(challenge.BypassOptions{
-		Paths:             append([]string{"/v2/", "/exact"}, challenge.DefaultBypassPaths...),
+		Paths:             append([]string{"/v2/", "/exact", "/api/*"}, challenge.DefaultBypassPaths...),
 		CIDRs:             []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")},
 		CrawlerRangeFiles: []string{ranges, text},
 		Crawlers:          []challenge.Crawler{},

@@ -126,6 +126,11 @@ type Options struct {
 	// is required when NoJS is "pass"; the shield backs it with a limiter.
 	// It must be safe for concurrent use.
 	AllowNoJS func(ip netip.Addr) bool
+	// AllowCheck reports whether a cookie-check token may be sent to ip
+	// now (Service.CookieCheck); past it, the client is told that cookies
+	// are needed instead of being sent round again. Nil allows every
+	// check. It must be safe for concurrent use.
+	AllowCheck func(ip netip.Addr) bool
 	// TemplateDir optionally holds operator templates that replace or add
 	// to the embedded ones: challenge.<lang>.html and notice.<lang>.html
 	// (see the package documentation for the fields they may use). ""

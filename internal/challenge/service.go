@@ -35,6 +35,7 @@ type Service struct {
 	replay *replayFilter
 
 	issued, pagesServed, solved, merged, nojsPasses atomic.Uint64
+	checksIssued, checksRefused                     atomic.Uint64
 	clientSolves, clientSolveNanos, clientHashes    atomic.Uint64
 	failed                                          [NumVerifyResults]atomic.Uint64
 	loops                                           [NumLoopCauses]atomic.Uint64
@@ -224,7 +225,14 @@ func (s *Service) Check(r *http.Request, ip netip.Addr) (verdict.Clearance, Chec
 	cookieValues(lines, func(v string) bool {
 		t, until, got := s.checkToken(v, ip, ua, now)
 		if got == CheckValid {
-			c, res = verdict.Clearance{Valid: true, ID: t.id, Expires: time.Unix(0, until)}, got
+			res = got
+			if t.flags&flagCheck != 0 {
+				// A cookie-check token: checked, not cleared; a
+				// clearance may follow among the other values.
+				c.Checked = true
+				return true
+			}
+			c = verdict.Clearance{Valid: true, Checked: true, ID: t.id, Expires: time.Unix(0, until)}
 			return false
 		}
 		if res == CheckAbsent {
@@ -427,7 +435,9 @@ func (s *Service) redeem(r *http.Request, ip netip.Addr, blob, nonce string, noj
 	cookieValues(r.Header["Cookie"], func(v string) bool {
 		old, _, got := s.checkToken(v, ip, ua, nowN)
 		if got == CheckValid || got == CheckOtherFamily {
-			t.id, t.flags, t.v4, t.v6 = old.id, old.flags, old.v4, old.v6
+			// A cookie-check token lends its id and networks too, not
+			// its flag: this one is earned by work.
+			t.id, t.flags, t.v4, t.v6 = old.id, old.flags&^flagCheck, old.v4, old.v6
 			out.merged = true
 			return false
 		}
@@ -510,6 +520,10 @@ type Stats struct {
 	Merged uint64
 	// NoJSPasses counts clearances granted without proof of work.
 	NoJSPasses uint64
+	// ChecksIssued counts cookie-check tokens sent (with a redirect back
+	// to the page); ChecksRefused counts requests that were told cookies
+	// are needed because their client had had its share of checks.
+	ChecksIssued, ChecksRefused uint64
 	// Failed counts refused solutions and no-JS passes by reason
 	// (Failed[VerifyOK] stays 0).
 	Failed [NumVerifyResults]uint64
@@ -549,6 +563,8 @@ func (s *Service) Stats() Stats {
 		Solved:          s.solved.Load(),
 		Merged:          s.merged.Load(),
 		NoJSPasses:      s.nojsPasses.Load(),
+		ChecksIssued:    s.checksIssued.Load(),
+		ChecksRefused:   s.checksRefused.Load(),
 		ClientSolves:    s.clientSolves.Load(),
 		ClientSolveTime: time.Duration(s.clientSolveNanos.Load()),
 		ClientHashes:    s.clientHashes.Load(),

@@ -26,6 +26,9 @@ const (
 
 	flagV4 = 1 << 0
 	flagV6 = 1 << 1
+	// flagCheck marks a cookie-check token: it proves the client keeps
+	// cookies, not that it did any work (see Service.CookieCheck).
+	flagCheck = 1 << 2
 )
 
 // token is a decoded clearance token.
@@ -67,7 +70,7 @@ func unmarshalToken(b []byte) (t token, ok bool) {
 	copy(t.v4[:], b[30:34])
 	copy(t.v6[:], b[34:50])
 	copy(t.ua[:], b[50:58])
-	if t.flags == 0 || t.flags&^(flagV4|flagV6) != 0 {
+	if t.flags&(flagV4|flagV6) == 0 || t.flags&^(flagV4|flagV6|flagCheck) != 0 {
 		return t, false
 	}
 	return t, true

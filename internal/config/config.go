@@ -25,8 +25,9 @@ type Config struct {
 	StateDir string `yaml:"state_dir"`
 	// Mode is auto (the shield detects attacks and escalates by itself: see
 	// detect), or pins the mode: normal, elevated (micro-caching, cache keys
-	// without unknown query parameters) or under_attack (also challenges
-	// every page navigation that has no clearance).
+	// without unknown query parameters, and a cookie check for requests
+	// the cache cannot answer) or under_attack (also challenges every
+	// request that has no clearance).
 	Mode string `yaml:"mode"`
 	// Detect tunes automatic mode changes (mode: auto).
 	Detect Detect `yaml:"detect"`
@@ -82,9 +83,11 @@ type Detect struct {
 	// elevated, raise the mode to under_attack.
 	AttackAfter int `yaml:"attack_after"`
 	// ExtremeFactor: a request rate this many times the baseline (and above
-	// ExtremeMinRate) for ExtremeAfter seconds in a row raises the mode to
-	// under_attack even while the origin copes: a flood the cache cannot
-	// absorb (POSTs, searches) will wear it down.
+	// ExtremeMinRate) for ExtremeAfter seconds in a row, while the
+	// requests reaching the origin surge too, raises the mode to
+	// under_attack even while the origin copes: a flood that gets past the
+	// cache and elevated mode's cookie check (clients that keep cookies)
+	// will wear it down. A flood they absorb does not raise it further.
 	ExtremeFactor float64 `yaml:"extreme_factor"`
 	// ExtremeMinRate is the request rate (per second) below which no surge
 	// is extreme.
@@ -390,8 +393,13 @@ type Rule struct {
 	Match Match `yaml:"match"`
 	// Limit, when set, makes the rule fire only above a rate.
 	Limit *Limit `yaml:"limit"`
-	// Action is allow, limit, tarpit, drop, block or challenge. allow stops
-	// evaluation and lets the request through.
+	// Action is allow, limit, tarpit, drop, block, challenge or check.
+	// allow stops evaluation and lets the request through; challenge asks
+	// for proof of work (the interstitial page) unless the client holds a
+	// clearance; check asks only that the client keeps cookies (a redirect
+	// back to the same URL that sets a token), which every browser passes,
+	// with JavaScript or without, and flood tools without a cookie jar do
+	// not.
 	Action string `yaml:"action"`
 	// BlockTTL is how long block puts the client address in the deny set.
 	BlockTTL Duration `yaml:"block_ttl"`
@@ -512,8 +520,11 @@ type Challenge struct {
 	NoJS string `yaml:"nojs"`
 	// NoJSRate is the per-prefix rate of no-JS passes.
 	NoJSRate Rate `yaml:"nojs_rate"`
-	// BypassPaths are never challenged: feeds, sitemaps, APIs, well-known
-	// files (RSS readers and API clients must never get an HTML challenge).
+	// BypassPaths are never challenged: feeds, sitemaps, well-known files
+	// (RSS readers and crawlers must never get a challenge). An API used
+	// by clients that are not browsers belongs here too, with a rule of
+	// its own that limits it (per key or per client): floods aim at login,
+	// registration and search APIs, so none is exempt by default.
 	BypassPaths []Pattern `yaml:"bypass_paths"`
 	// GoodBots are networks of crawlers and monitors that skip challenges.
 	GoodBots []CIDR `yaml:"good_bots"`

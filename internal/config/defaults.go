@@ -94,7 +94,7 @@ func Default() *Config {
 			NoJSRate:     Rate(1.0 / 60),
 			BypassPaths: mustPatterns(
 				"/.well-known/*", "/robots.txt", "/favicon.ico", "/sitemap*.xml",
-				"*.rss", "*.atom", "/feed", "/feed/*", "/rss", "/rss/*", "/rss.xml", "/atom.xml", "/api/*",
+				"*.rss", "*.atom", "/feed", "/feed/*", "/rss", "/rss/*", "/rss.xml", "/atom.xml",
 			),
 		},
 		Cache: Cache{
@@ -171,14 +171,20 @@ func Default() *Config {
 //   - Writes (POST, PUT, PATCH, DELETE) per address, 1/s with a burst of 5:
 //     comment forms and logins are rare, and writes always reach the origin
 //     (a POST flood is the one flood the cache cannot absorb).
-//   - Page navigations without a clearance that the cache cannot answer,
-//     from elevated mode up: challenged. Once the shield has seen a surge,
-//     the origin's work goes to visitors who have shown they run a
-//     browser, while every cached page is still served to anyone; a flood
-//     of searches, random query strings or old articles stops at the
-//     challenge. A real reader pays one proof of work (about half a
-//     second) per clearance lifetime, and only when it asks for a page
-//     the cache does not hold.
+//   - Requests that the cache cannot answer, from elevated mode up, static
+//     assets apart, from clients that have not shown they keep cookies:
+//     checked (a 307 back to the same URL that sets a token). Once the
+//     shield has seen a surge, the origin's work goes to clients that
+//     behave like browsers, while every cached page is still served to
+//     anyone; a flood of searches, random query strings, random paths,
+//     old articles or logins from tools that keep no cookies stops at the
+//     check, whatever its requests look like. A real reader, with or
+//     without JavaScript, pays one round trip per token lifetime, and
+//     only when it asks for something the cache does not hold. Floods
+//     that do keep cookies wear the origin down and raise the mode to
+//     under_attack, where every request without a clearance (proof of
+//     work) is challenged. Feeds and the other challenge.bypass_paths are
+//     not checked.
 //   - Cache misses per address, 5/s with a burst of 20: a miss costs the
 //     origin real work; a cache-busting bot misses on every request.
 func BuiltinRules() []Rule {
@@ -217,9 +223,9 @@ func BuiltinRules() []Rule {
 			Action: "challenge",
 		},
 		{
-			Name:   "default-uncleared-page-misses",
-			Match:  Match{Miss: true, Navigation: &t, Cleared: &f, Modes: []string{"elevated", "under_attack"}},
-			Action: "challenge",
+			Name:   "default-unchecked-misses",
+			Match:  Match{Miss: true, Static: &f, Cleared: &f, Modes: []string{"elevated", "under_attack"}},
+			Action: "check",
 		},
 		{
 			Name:   "default-misses-per-ip",

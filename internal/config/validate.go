@@ -332,11 +332,11 @@ func (r *Rule) validate(k *checker, p string, names map[string]bool) {
 	}
 	names[r.Name] = true
 	switch r.Action {
-	case "allow", "limit", "tarpit", "drop", "block", "challenge":
+	case "allow", "limit", "tarpit", "drop", "block", "challenge", "check":
 	case "":
-		k.failf(p+".action", "every rule needs an action (allow, limit, tarpit, drop, block or challenge)")
+		k.failf(p+".action", "every rule needs an action (allow, limit, tarpit, drop, block, challenge or check)")
 	default:
-		k.failf(p+".action", "unknown action %q (want allow, limit, tarpit, drop, block or challenge)", r.Action)
+		k.failf(p+".action", "unknown action %q (want allow, limit, tarpit, drop, block, challenge or check)", r.Action)
 	}
 	if r.Action == "block" && r.BlockTTL <= 0 {
 		k.failf(p+".block_ttl", "action block needs a block_ttl, such as 10m")

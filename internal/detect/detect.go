@@ -3,9 +3,11 @@
 // own baseline and the origin's health: a surge of requests or of cache
 // misses raises the mode to elevated (micro-caching, cache keys without
 // unknown query parameters); an origin that stays in distress while elevated
-// raises it to under_attack (every navigation without a clearance is
-// challenged), and so does an extreme, sustained surge (a flood the cache
-// cannot absorb, such as POSTs); when the signals have been quiet for a while
+// raises it to under_attack (every request without a clearance is
+// challenged), and so does an extreme, sustained surge that reaches the
+// origin (a flood that gets past the cache and elevated mode's checks);
+// Trip raises it to elevated within a fraction of a second at the onset of
+// a flood well past the threshold; when the signals have been quiet for a while
 // the mode steps back down, one level at a time. It only decides: the shield applies the
 // mode, and nothing here is on the request path.
 package detect
@@ -53,9 +55,11 @@ type Options struct {
 	// MinOriginRate is the same floor for requests to the origin. Default 25/s.
 	MinOriginRate float64
 	// ExtremeFactor and ExtremeMinRate: a request rate this many times the
-	// baseline and above this floor, for ExtremeAfter seconds in a row, is
-	// an attack even if the origin copes (a flood the cache cannot absorb
-	// will wear it down). Defaults 10, 500/s and 10.
+	// baseline and above this floor, for ExtremeAfter seconds in a row,
+	// while the origin requests surge too, is an attack even if the origin
+	// copes (a flood that gets past the cache and elevated mode's checks
+	// will wear it down; one they absorb does not call for challenging
+	// every visitor). Defaults 10, 500/s and 10.
 	ExtremeFactor  float64
 	ExtremeMinRate float64
 	ExtremeAfter   int
@@ -256,10 +260,14 @@ func (d *Detector) Observe(s Sample) (verdict.Mode, bool) {
 	} else {
 		d.distress = 0
 	}
+	// An extreme surge must also be reaching the origin (a surge of
+	// origin requests): a flood the cache and elevated mode's checks
+	// absorb gains nothing from challenging every visitor.
 	extreme := ""
-	if warm && !young && rate > d.o.ExtremeMinRate && rate > d.o.ExtremeFactor*d.baseReq {
+	originSurge := origin > minOrigin && origin > d.o.SurgeFactor*d.baseOrigin
+	if warm && !young && originSurge && rate > d.o.ExtremeMinRate && rate > d.o.ExtremeFactor*d.baseReq {
 		d.extremeRun++
-		extreme = fmt.Sprintf("extreme surge: %.0f/s against a baseline of %.0f/s", rate, d.baseReq)
+		extreme = fmt.Sprintf("extreme surge: %.0f/s against a baseline of %.0f/s, %.0f/s of it to the origin", rate, d.baseReq, origin)
 	} else {
 		d.extremeRun = 0
 	}
@@ -300,6 +308,43 @@ func (d *Detector) Observe(s Sample) (verdict.Mode, bool) {
 		d.reason = fmt.Sprintf("quiet for %v", d.o.StandDown)
 	}
 	return d.mode, d.mode != prev
+}
+
+// TripFactor is how far above the surge threshold a rate read over a short
+// window (Trip) must be to raise the mode at once: short windows are
+// noisy, so only the onset of a flood well past the threshold trips.
+const TripFactor = 1.5
+
+// Trip is the fast path of Observe for the onset of a flood: rate and
+// origin are the request and origin-request rates over the last fraction
+// of a second. When the mode is normal and either rate is TripFactor times
+// its surge threshold (as Observe computes it, young baseline included)
+// the mode becomes elevated at once, instead of after the next one-second
+// reading: every second of delay is a second of flood at the origin. It
+// returns the mode and whether it changed.
+func (d *Detector) Trip(now time.Time, rate, origin float64) (verdict.Mode, bool) {
+	if d.mode != verdict.ModeNormal || !d.have || now.Sub(d.start) < d.o.WarmUp {
+		return d.mode, false
+	}
+	minRate, minOrigin := d.o.MinRate, d.o.MinOriginRate
+	if d.learned < d.o.LearnFor {
+		minRate *= d.o.ExtremeFactor
+		minOrigin *= d.o.ExtremeFactor
+	}
+	reqLimit := TripFactor * max(minRate, d.o.SurgeFactor*d.baseReq)
+	originLimit := TripFactor * max(minOrigin, d.o.SurgeFactor*d.baseOrigin)
+	switch {
+	case rate > reqLimit:
+		d.reason = fmt.Sprintf("request surge: %.0f/s against a baseline of %.0f/s (fast trip)", rate, d.baseReq)
+	case origin > originLimit:
+		d.reason = fmt.Sprintf("cache-miss surge: %.0f/s to the origin against a baseline of %.0f/s (fast trip)", origin, d.baseOrigin)
+	default:
+		return d.mode, false
+	}
+	d.mode = verdict.ModeElevated
+	d.distress = 0
+	d.quietSince = now
+	return d.mode, true
 }
 
 func firstOf(a, b string) string {

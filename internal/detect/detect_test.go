@@ -161,22 +161,28 @@ func TestSmallSitesAndWarmUp(t *testing.T) {
 	}
 }
 
-// TestExtremeSurge: a flood the origin copes with (the cache absorbs it,
-// or it is cheap POSTs) but ten times the baseline for ten seconds is an
-// attack.
+// TestExtremeSurge: a flood the origin copes with but that reaches it (cheap
+// POSTs from clients that pass the checks) at ten times the baseline for
+// ten seconds is an attack; the same flood absorbed before the origin (the
+// cache, the checks) is not.
 func TestExtremeSurge(t *testing.T) {
 	f := newFeed(t, Options{})
 	f.run(100, 60, 20, nil)
-	if m := f.run(9, 1200, 20, nil); m != verdict.ModeElevated {
+	if m := f.run(9, 1200, 200, nil); m != verdict.ModeElevated {
 		t.Fatalf("9 s of 20x: %v", m)
 	}
-	if m := f.second(1200, 20, nil); m != verdict.ModeUnderAttack || !strings.Contains(f.d.Reason(), "extreme") {
+	if m := f.second(1200, 200, nil); m != verdict.ModeUnderAttack || !strings.Contains(f.d.Reason(), "extreme") {
 		t.Fatalf("10 s of 20x: %v %q", m, f.d.Reason())
+	}
+	absorbed := newFeed(t, Options{})
+	absorbed.run(100, 60, 20, nil)
+	if m := absorbed.run(30, 1200, 20, nil); m != verdict.ModeElevated {
+		t.Fatalf("30 s of 20x that never reaches the origin: %v %q", m, absorbed.d.Reason())
 	}
 	// Below the absolute floor, ten times is not extreme.
 	g := newFeed(t, Options{})
 	g.run(100, 20, 5, nil)
-	if m := g.run(20, 300, 5, nil); m != verdict.ModeElevated {
+	if m := g.run(20, 300, 100, nil); m != verdict.ModeElevated {
 		t.Fatalf("15x of a small site: %v", m)
 	}
 }
@@ -236,5 +242,43 @@ func TestYoungBaseline(t *testing.T) {
 	}
 	if m := h.run(2, 200, 5, nil); m != verdict.ModeElevated {
 		t.Fatalf("10x a restored baseline: %v", m)
+	}
+}
+
+// TestTrip: a short-window rate twice over the surge threshold raises the
+// mode at once (the young baseline's threshold included); one under it, or
+// any rate when the mode is already up, does nothing; the usual stand-down
+// follows.
+func TestTrip(t *testing.T) {
+	f := newFeed(t, Options{StandDown: 10 * time.Second})
+	now := f.s.Time.Add(100 * time.Millisecond)
+	// Young baseline: threshold 10 x 50/s = 500/s, so a trip needs 750/s.
+	if m, changed := f.d.Trip(now, 700, 0); changed || m != verdict.ModeNormal {
+		t.Fatalf("under the trip rate: %v %v", m, changed)
+	}
+	if m, changed := f.d.Trip(now, 0, 360); changed || m != verdict.ModeNormal {
+		t.Fatalf("origin under the trip rate (1.5 x 250/s): %v %v", m, changed)
+	}
+	m, changed := f.d.Trip(now, 800, 0)
+	if !changed || m != verdict.ModeElevated || !strings.Contains(f.d.Reason(), "fast trip") {
+		t.Fatalf("over the trip rate: %v %v %q", m, changed, f.d.Reason())
+	}
+	if _, changed := f.d.Trip(now, 1e6, 1e6); changed {
+		t.Fatal("trip changed a raised mode")
+	}
+	// Quiet from now on: the mode comes down after StandDown.
+	if m := f.run(12, 5, 1, nil); m != verdict.ModeNormal {
+		t.Fatalf("after the quiet: %v", m)
+	}
+
+	// A learned baseline of 400/s: the threshold is 3 x 400, so a trip
+	// needs more than 1800/s.
+	g := newFeed(t, Options{})
+	g.d.SetBaseline(400, 50)
+	if _, changed := g.d.Trip(g.s.Time.Add(time.Second), 1700, 0); changed {
+		t.Fatal("tripped under 1.5 x 3 x the baseline")
+	}
+	if _, changed := g.d.Trip(g.s.Time.Add(time.Second), 1900, 0); !changed {
+		t.Fatal("no trip over 1.5 x 3 x the baseline")
 	}
 }

@@ -147,7 +147,7 @@ func (e *Engine) Decide(f *verdict.Facts, mode verdict.Mode, now int64) verdict.
 		if !fired {
 			continue
 		}
-		if r.action == verdict.Challenge && (f.Clearance.Valid || e.bypassed(rs, f)) {
+		if e.satisfied(rs, r, f) {
 			continue
 		}
 		if r.dryRun {
@@ -176,6 +176,19 @@ func (e *Engine) Decide(f *verdict.Facts, mode verdict.Mode, now int64) verdict.
 	return d
 }
 
+// satisfied reports whether a fired challenge or check rule is satisfied
+// already: a valid clearance satisfies both, a cookie-check token only a
+// check, and bypass paths and clients skip both.
+func (e *Engine) satisfied(rs *RuleSet, r *rule, f *verdict.Facts) bool {
+	switch r.action {
+	case verdict.Challenge:
+		return f.Clearance.Valid || e.bypassed(rs, f)
+	case verdict.Check:
+		return f.Clearance.Checked || f.Clearance.Valid || e.bypassed(rs, f)
+	}
+	return false
+}
+
 // DecideMiss is asked by the cache when it cannot answer a request and would
 // go to the origin: the count: misses rules run, in order. Allow means go on.
 func (e *Engine) DecideMiss(f *verdict.Facts, mode verdict.Mode, now int64) verdict.Decision {
@@ -192,7 +205,7 @@ func (e *Engine) DecideMiss(f *verdict.Facts, mode verdict.Mode, now int64) verd
 		if !fired {
 			continue
 		}
-		if r.action == verdict.Challenge && (f.Clearance.Valid || e.bypassed(rs, f)) {
+		if e.satisfied(rs, r, f) {
 			continue
 		}
 		if r.dryRun {

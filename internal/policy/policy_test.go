@@ -409,11 +409,13 @@ func TestMissRules(t *testing.T) {
 	}
 }
 
-// From elevated mode up, the built-in rules challenge a page navigation
-// without a clearance that would go to the origin; requests the cache
-// answers (plain Decide), cleared visitors, other requests and bypass
-// paths are not challenged, and normal mode challenges nothing.
-func TestUnclearedPageMissesChallenged(t *testing.T) {
+// From elevated mode up, the built-in rules check (cookies) a request that
+// would go to the origin, navigation or not, unless the client passed the
+// check or holds a clearance; requests the cache answers (plain Decide),
+// static assets and bypass paths are not checked, and normal mode checks
+// nothing. A cookie-check token does not satisfy a challenge: under attack,
+// the request stage challenges every request without a clearance.
+func TestUncheckedMissesChecked(t *testing.T) {
 	e := newEngine(t, "", true, nil)
 	nav := facts("203.0.113.20", "GET", "/search")
 	nav.Navigation = true
@@ -422,26 +424,45 @@ func TestUnclearedPageMissesChallenged(t *testing.T) {
 	}
 	for _, m := range []verdict.Mode{verdict.ModeElevated, verdict.ModeUnderAttack} {
 		d := e.DecideMiss(nav, m, t0)
-		if d.Action != verdict.Challenge || d.Rule != "default-uncleared-page-misses" {
-			t.Fatalf("%v: uncleared page miss: %+v", m, d)
+		if d.Action != verdict.Check || d.Rule != "default-unchecked-misses" {
+			t.Fatalf("%v: unchecked page miss: %+v", m, d)
 		}
 	}
 	if d := e.Decide(nav, verdict.ModeElevated, t0); d.Action != verdict.Allow {
-		t.Fatalf("elevated request stage (a cache hit) challenged: %+v", d)
+		t.Fatalf("elevated request stage (a cache hit) checked: %+v", d)
+	}
+	checked := *nav
+	checked.Clearance = verdict.Clearance{Checked: true}
+	if d := e.DecideMiss(&checked, verdict.ModeElevated, t0); d.Action != verdict.Allow {
+		t.Fatalf("checked page miss: %+v", d)
+	}
+	if d := e.Decide(&checked, verdict.ModeUnderAttack, t0); d.Action != verdict.Challenge {
+		t.Fatalf("a cookie-check token satisfied the under-attack challenge: %+v", d)
 	}
 	cleared := *nav
-	cleared.Clearance = verdict.Clearance{Valid: true, ID: 7}
+	cleared.Clearance = verdict.Clearance{Valid: true, Checked: true, ID: 7}
 	if d := e.DecideMiss(&cleared, verdict.ModeElevated, t0); d.Action != verdict.Allow {
 		t.Fatalf("cleared page miss: %+v", d)
 	}
+	// A script's request is checked as well, a login post too; a static
+	// asset the cache lacks is not.
 	api := facts("203.0.113.21", "GET", "/search")
-	if d := e.DecideMiss(api, verdict.ModeElevated, t0); d.Action != verdict.Allow {
-		t.Fatalf("non-navigation miss challenged (it gets the miss limit): %+v", d)
+	api.Header = http.Header{"User-Agent": {"Go-http-client/1.1"}}
+	post := facts("203.0.113.23", "POST", "/login")
+	for _, f := range []*verdict.Facts{api, post} {
+		if d := e.DecideMiss(f, verdict.ModeElevated, t0); d.Action != verdict.Check {
+			t.Fatalf("unchecked %s %s miss: %+v", f.Method, f.Path, d)
+		}
+	}
+	asset := facts("203.0.113.24", "GET", "/static/app.css")
+	asset.Static = true
+	if d := e.DecideMiss(asset, verdict.ModeElevated, t0); d.Action != verdict.Allow {
+		t.Fatalf("static miss checked: %+v", d)
 	}
 	feed := facts("203.0.113.22", "GET", "/feed/")
 	feed.Navigation = true
 	if d := e.DecideMiss(feed, verdict.ModeElevated, t0); d.Action != verdict.Allow {
-		t.Fatalf("bypass path challenged: %+v", d)
+		t.Fatalf("bypass path checked: %+v", d)
 	}
 }
 

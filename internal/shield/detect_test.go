@@ -129,3 +129,40 @@ func TestDefaultDifficultiesAgree(t *testing.T) {
 		t.Fatalf("config difficulty %v, challenge.DefaultDifficulty %v", got, challenge.DefaultDifficulty)
 	}
 }
+
+// TestFloodOnsetTripsAtOnce: a flood far past the detector's threshold
+// raises the mode within a fraction of a second (the tripwire), well
+// before the next one-second reading would count it as a surge for
+// elevate_after seconds.
+func TestFloodOnsetTripsAtOnce(t *testing.T) {
+	origin := newOrigin(t, nil)
+	s := startShield(t, testConfig(t, origin.URL, `
+mode: auto
+default_rules: false
+detect: {warm_up: 0s, min_rate: 5, min_origin_rate: 1000, elevate_after: 5}
+`))
+	// Young baseline: the threshold is 10 x 5/s, a trip needs 100/s.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			c := clientFrom(fmt.Sprintf("127.131.%d.1", i))
+			for n := 0; ctx.Err() == nil && s.Mode() == verdict.ModeNormal; n++ {
+				get(t, c, fmt.Sprintf("%s/news/%d", s.Addrs()[0], n%5))
+			}
+		})
+	}
+	waitFor(t, "the flood to raise the mode", 8*time.Second, func() bool { return s.Mode() == verdict.ModeElevated })
+	took := time.Since(start)
+	cancel()
+	wg.Wait()
+	if why := s.ModeReason(); !strings.Contains(why, "fast trip") {
+		t.Fatalf("raised by %q after %v, want the tripwire", why, took)
+	}
+	// elevate_after 5 would have taken five seconds of surge.
+	if took > 1500*time.Millisecond {
+		t.Fatalf("raised after %v", took)
+	}
+}

@@ -92,6 +92,11 @@ func (s *Shield) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.challenge.Challenge(sw, r, f.IP, rq.mode)
 			return
 		}
+	case verdict.Check:
+		if !strings.HasPrefix(r.URL.Path, challenge.PathPrefix) {
+			s.challenge.CookieCheck(sw, r, f.IP, rq.mode)
+			return
+		}
 	default:
 		s.act(sw, r, rq)
 		return
@@ -318,14 +323,21 @@ func (s *Shield) admitMiss(r *http.Request) bool {
 }
 
 // refuseMiss answers a request the miss rules refused: the challenge for a
-// challenge rule; false leaves the answer to the caller (the cache's own
-// 429 for a miss limit).
+// challenge rule, the cookie check for a check rule; false leaves the
+// answer to the caller (the cache's own 429 for a miss limit).
 func (s *Shield) refuseMiss(w http.ResponseWriter, r *http.Request) bool {
 	rq := requestFrom(r)
-	if rq == nil || rq.miss.Action != verdict.Challenge {
+	if rq == nil {
 		return false
 	}
-	s.challenge.Challenge(w, r, rq.facts.IP, rq.mode)
+	switch rq.miss.Action {
+	case verdict.Challenge:
+		s.challenge.Challenge(w, r, rq.facts.IP, rq.mode)
+	case verdict.Check:
+		s.challenge.CookieCheck(w, r, rq.facts.IP, rq.mode)
+	default:
+		return false
+	}
 	return true
 }
 
@@ -369,6 +381,28 @@ func (s *Shield) allowNoJS(ip netip.Addr) bool {
 	kb.Reset("nojs")
 	kb.AddPrefix(p)
 	ok, _ := s.nojs.Allow(kb.Sum(), *s.nojsRate.Load(), 1, s.now().UnixNano())
+	return ok
+}
+
+// checkParams is the cookie-check budget per client (address, IPv6 /64): a
+// browser needs one token per lifetime (a few with several User-Agents or
+// after a restart); a client that keeps no cookies gets ten redirects,
+// then one every six seconds, and is told otherwise that cookies are
+// needed.
+var checkParams = func() limiter.Params {
+	p, err := limiter.NewParams(1.0/6, 10)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}()
+
+// allowCheck rate-limits the cookie-check tokens sent to one client.
+func (s *Shield) allowCheck(ip netip.Addr) bool {
+	var kb limiter.KeyBuilder
+	kb.Reset("check")
+	kb.AddPrefix(clientid.Prefix(ip, 32, 64))
+	ok, _ := s.nojs.Allow(kb.Sum(), checkParams, 1, s.now().UnixNano())
 	return ok
 }
 

@@ -22,7 +22,7 @@ var statusClasses = [...]string{"none", "1xx", "2xx", "3xx", "4xx", "5xx"}
 type metrics struct {
 	reg *prometheus.Registry
 
-	requests      [len(statusClasses)][6]prometheus.Counter // [status class][action]
+	requests      [len(statusClasses)][verdict.NumActions]prometheus.Counter // [status class][action]
 	decisions     *prometheus.CounterVec
 	cacheStatus   *prometheus.CounterVec
 	dryRuns       *prometheus.CounterVec
@@ -173,7 +173,7 @@ var (
 	dUpHealthy   = desc("rampart_upstream_healthy", "1 when the upstream target can take requests.", "target")
 	dUpReqs      = desc("rampart_upstream_requests_total", "Requests sent to an upstream target.", "target")
 	dUpFails     = desc("rampart_upstream_failures_total", "Failed requests to an upstream target.", "target")
-	dChallenge   = desc("rampart_challenge_events_total", "Challenge events: issued, pages, solved, nojs passes, loops.", "event")
+	dChallenge   = desc("rampart_challenge_events_total", "Challenge events: issued, pages, solved, nojs passes, loops, cookie checks issued and refused.", "event")
 	dTarpit      = desc("rampart_tarpit_held", "Requests held in the tarpit now.")
 	dDryRuns     = desc("rampart_dry_run_hits_total", "Dry-run rule hits (all rules).")
 	dBodies      = desc("rampart_request_bodies_streamed_total", "Request bodies streamed to the origin instead of buffered (larger than hardening.buffer_body, or the buffer budget was spent).")
@@ -276,7 +276,7 @@ func (c *componentCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, v := range chs.Failed {
 		failed += v
 	}
-	for ev, v := range map[string]uint64{"issued": chs.Issued, "pages": chs.Pages, "solved": chs.Solved, "failed": failed, "nojs_pass": chs.NoJSPasses, "loop": loops} {
+	for ev, v := range map[string]uint64{"issued": chs.Issued, "pages": chs.Pages, "solved": chs.Solved, "failed": failed, "nojs_pass": chs.NoJSPasses, "loop": loops, "check_issued": chs.ChecksIssued, "check_refused": chs.ChecksRefused} {
 		cnt(dChallenge, float64(v), ev)
 	}
 	g(dTarpit, float64(s.tarpitted.Load()))

@@ -130,6 +130,7 @@ func challengeOptions(cfg *config.Config, s *Shield) challenge.Options {
 		PrefixV6Bits: cfg.Client.PrefixV6,
 		NoJS:         c.NoJS,
 		AllowNoJS:    s.allowNoJS,
+		AllowCheck:   s.allowCheck,
 		TemplateDir:  c.TemplateDir,
 		Now:          s.now,
 		Logger:       s.log,

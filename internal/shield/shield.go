@@ -74,7 +74,7 @@ type Shield struct {
 	// bypass recognises good bots (configured networks, published crawler
 	// ranges, crawlers verified by reverse DNS); nil when none are set up.
 	bypass    atomic.Pointer[challenge.Bypass]
-	nojs      *limiter.Table
+	nojs      *limiter.Table // no-JS pass and cookie-check budgets
 	nojsRate  atomic.Pointer[limiter.Params]
 	cache     *cache.Cache
 	admission *admission.Limiter
@@ -386,6 +386,10 @@ func (s *Shield) background(ctx context.Context) {
 	defer sweep.Stop()
 	second := time.NewTicker(time.Second)
 	defer second.Stop()
+	fast := time.NewTicker(tripEvery)
+	defer fast.Stop()
+	var trip tripWindow
+	s.observe() // the detector's first reading: the tripwire works from now
 	save := time.NewTicker(time.Minute)
 	defer save.Stop()
 	cfg := s.cfg.Load()
@@ -398,6 +402,8 @@ func (s *Shield) background(ctx context.Context) {
 		case <-second.C:
 			s.observe()
 			s.syncSYNFilter(false)
+		case <-fast.C:
+			s.trip(&trip)
 		case <-s.synKick:
 			s.syncSYNFilter(false)
 		case <-save.C:
@@ -519,6 +525,60 @@ func (s *Shield) observe() {
 		return
 	}
 	if m, changed := s.detector.Observe(sample); changed {
+		s.setMode(m, "auto: "+s.detector.Reason())
+	}
+}
+
+// originRequests is the number of requests sent to the origin so far.
+func (s *Shield) originRequests() uint64 {
+	var n uint64
+	for _, u := range s.pool.Health() {
+		n += u.Requests
+	}
+	return n
+}
+
+// tripEvery is how often the flood-onset tripwire reads the request
+// counters, and tripWindow's readings how many it looks back over (300
+// ms): short enough to catch a flood within a fraction of a second, long
+// enough that a page and its assets loading at once is not a flood (see
+// detect.Detector.Trip).
+const tripEvery = 100 * time.Millisecond
+
+// tripWindow is the tripwire's last readings, a ring.
+type tripWindow struct {
+	r    [3]tripReading
+	next int
+}
+
+type tripReading struct {
+	t              time.Time
+	requests, miss uint64
+}
+
+// trip reads the request and cache-miss counters and lets the detector
+// raise the mode at once at the onset of a flood well past its threshold,
+// without waiting for the next one-second reading.
+func (s *Shield) trip(w *tripWindow) {
+	if !s.auto.Load() || s.Mode() != verdict.ModeNormal {
+		*w = tripWindow{}
+		return
+	}
+	now := s.now()
+	cur := tripReading{t: now, requests: s.metrics.count.Load(), miss: s.originRequests()}
+	old := w.r[w.next] // the oldest reading, as the ring is full
+	w.r[w.next] = cur
+	w.next = (w.next + 1) % len(w.r)
+	dt := now.Sub(old.t).Seconds()
+	if old.t.IsZero() || dt <= 0 {
+		return
+	}
+	s.modeMu.Lock()
+	defer s.modeMu.Unlock()
+	if s.detector == nil || !s.auto.Load() {
+		return
+	}
+	if m, changed := s.detector.Trip(now, float64(cur.requests-old.requests)/dt, float64(cur.miss-old.miss)/dt); changed {
 		s.setMode(m, "auto: "+s.detector.Reason())
 	}
 }

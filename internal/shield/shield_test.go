@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptrace"
 	"net/netip"
 	"os"
@@ -477,51 +478,95 @@ challenge:
 	}
 }
 
-// In elevated mode, a page navigation without a clearance that the cache
-// cannot answer is challenged before it reaches the origin, while a page
-// in the cache is served to it; requests that pass the cache by (a
-// session cookie) go through the same miss rules, and the challenge page
-// does not mark the key as uncacheable.
-func TestElevatedChallengesUnclearedMisses(t *testing.T) {
+// In elevated mode a request the cache cannot answer must come from a
+// client that keeps cookies: a browser (with a cookie jar, following
+// redirects) gets a 307 that sets a token and comes back to its page at
+// once; a client that keeps no cookies never reaches the origin, and after
+// its share of redirects is told that cookies are needed. Pages in the
+// cache are served to anyone.
+func TestElevatedChecksCookiesOnMisses(t *testing.T) {
 	origin := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
 		w.Header().Set("Cache-Control", "max-age=60")
-		io.WriteString(w, "<p>page "+r.URL.Path+"</p>")
+		io.WriteString(w, "<p>page "+r.URL.Path+" "+r.Method+"</p>")
 	})
 	s := startShield(t, testConfig(t, origin.URL, "mode: elevated\n"))
 	base := s.Addrs()[0]
+
+	// Without cookies, and without following: a 307 back to the page
+	// with a token, and the origin untouched.
 	c := clientFrom("127.61.0.1")
-
-	code, mit, body := get(t, c, base+"/news/7")
-	if code != 403 || mit != "challenge" || !strings.Contains(body, "<html") {
-		t.Fatalf("uncleared page miss: %d %q %.80q", code, mit, body)
-	}
-	if n := origin.hits.Load(); n != 0 {
-		t.Fatalf("the origin saw %d requests for a challenged miss", n)
-	}
-
-	// A non-navigation request is not challenged (it has the miss limit)
-	// and fills the cache; the navigation is then a hit, unchallenged.
-	req, _ := http.NewRequest(http.MethodGet, base+"/news/7", nil)
-	req.Header.Set("Accept", "*/*")
-	req.Header.Set("User-Agent", "Mozilla/5.0 rampart-test")
+	req, _ := http.NewRequest(http.MethodGet, base+"/news/7?a=1", nil)
+	req.Header.Set("User-Agent", "Go-http-client/1.1")
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || origin.hits.Load() != 1 {
-		t.Fatalf("non-navigation miss: %d, origin hits %d", resp.StatusCode, origin.hits.Load())
+	if resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Rampart-Mitigated") != "cookie-check" ||
+		resp.Header.Get("Location") != "/news/7?a=1" || !strings.HasPrefix(resp.Header.Get("Set-Cookie"), "rampart_clearance=") {
+		t.Fatalf("unchecked miss: %d %v", resp.StatusCode, resp.Header)
 	}
-	code, mit, body = get(t, c, base+"/news/7")
-	if code != 200 || mit != "" || !strings.Contains(body, "page /news/7") {
-		t.Fatalf("cached page for an uncleared visitor: %d %q %.80q", code, mit, body)
+	if n := origin.hits.Load(); n != 0 {
+		t.Fatalf("the origin saw %d requests for a checked miss", n)
+	}
+	// A client that follows redirects but keeps no cookies loops until
+	// its share of checks is spent, then is told cookies are needed.
+	loop := clientFrom("127.61.0.2")
+	loop.CheckRedirect = nil // follow, up to 10
+	for i := 0; i < 3; i++ {
+		req, _ := http.NewRequest(http.MethodGet, base+"/news/8", nil)
+		req.Header.Set("User-Agent", "Go-http-client/1.1")
+		resp, err := loop.Do(req)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 403 && resp.Header.Get("Rampart-Mitigated") == "cookie-check" && strings.Contains(string(b), "cookies") {
+				break
+			}
+			if i == 2 {
+				t.Fatalf("cookie-less client: %d %q", resp.StatusCode, b)
+			}
+		}
+	}
+	if n := origin.hits.Load(); n != 0 {
+		t.Fatalf("the origin saw %d requests from clients without cookies", n)
+	}
+
+	// A browser: cookie jar, redirects followed. Its page, its form post
+	// (the 307 keeps the method and body) and its next miss go through.
+	jar, _ := cookiejar.New(nil)
+	b := clientFrom("127.61.0.3")
+	b.Jar, b.CheckRedirect = jar, nil
+	code, mit, body := get(t, b, base+"/news/9")
+	if code != 200 || mit != "" || !strings.Contains(body, "page /news/9 GET") {
+		t.Fatalf("browser's page: %d %q %.80q", code, mit, body)
+	}
+	req, _ = http.NewRequest(http.MethodPost, base+"/comment", strings.NewReader("text=hello"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("User-Agent", "Mozilla/5.0 rampart-test")
+	resp, err = b.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(pb), "POST") {
+		t.Fatalf("browser's post: %d %q", resp.StatusCode, pb)
+	}
+	if n := origin.hits.Load(); n != 2 {
+		t.Fatalf("the origin saw %d requests, want the page and the post", n)
+	}
+	// The page is in the cache now: served to the cookie-less client.
+	code, mit, body = get(t, c, base+"/news/9")
+	if code != 200 || mit != "" || !strings.Contains(body, "page /news/9") {
+		t.Fatalf("cached page for an unchecked visitor: %d %q %.80q", code, mit, body)
 	}
 
 	// A session cookie makes the cache pass the request through: the miss
 	// rules still run.
-	req, _ = http.NewRequest(http.MethodGet, base+"/news/8", nil)
+	req, _ = http.NewRequest(http.MethodGet, base+"/news/10", nil)
 	req.Header.Set("Accept", "text/html")
 	req.Header.Set("User-Agent", "Mozilla/5.0 rampart-test")
 	req.Header.Set("Cookie", "wordpress_logged_in_x=1")
@@ -531,11 +576,11 @@ func TestElevatedChallengesUnclearedMisses(t *testing.T) {
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 403 || resp.Header.Get("Rampart-Mitigated") != "challenge" {
+	if resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Rampart-Mitigated") != "cookie-check" {
 		t.Fatalf("session-cookie navigation: %d %q", resp.StatusCode, resp.Header.Get("Rampart-Mitigated"))
 	}
-	if n := origin.hits.Load(); n != 1 {
-		t.Fatalf("the origin saw %d requests, want 1", n)
+	if n := origin.hits.Load(); n != 2 {
+		t.Fatalf("the origin saw %d requests, want 2", n)
 	}
 }
 

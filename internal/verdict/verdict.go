@@ -19,11 +19,11 @@ const (
 	// ModeNormal is peace time: rate limits and lists only.
 	ModeNormal Mode = iota
 	// ModeElevated is a suspected attack: micro-caching for anonymous
-	// visitors, stricter limits, harder challenges where rules ask for them.
+	// visitors, cache keys without unknown query parameters, and (with the
+	// built-in rules) a cookie check for requests the cache cannot answer.
 	ModeElevated
-	// ModeUnderAttack challenges every page navigation without a clearance,
-	// normalises cache keys to known query parameters and serves stale
-	// copies rather than queueing at the origin.
+	// ModeUnderAttack also challenges every request without a clearance
+	// and serves stale copies rather than queueing at the origin.
 	ModeUnderAttack
 	// NumModes is the number of modes, for arrays indexed by Mode.
 	NumModes
@@ -69,10 +69,18 @@ const (
 	// Challenge asks the client to prove it runs a browser (proof of work)
 	// unless it already holds a valid clearance.
 	Challenge
+	// Check asks the client to show that it keeps cookies (a redirect back
+	// to the same URL that sets a token) unless it already holds a token
+	// or a clearance. Browsers, with JavaScript or without, pass at the
+	// cost of one round trip; flood tools that keep no cookies do not.
+	Check
 	numActions
 )
 
-var actionNames = [numActions]string{"allow", "limit", "tarpit", "drop", "block", "challenge"}
+// NumActions is the number of actions, for arrays indexed by Action.
+const NumActions = numActions
+
+var actionNames = [numActions]string{"allow", "limit", "tarpit", "drop", "block", "challenge", "check"}
 
 // String returns the configuration spelling of a.
 func (a Action) String() string {
@@ -89,7 +97,7 @@ func ParseAction(s string) (Action, error) {
 			return Action(i), nil
 		}
 	}
-	return 0, fmt.Errorf("unknown action %q (want allow, limit, tarpit, drop, block or challenge)", s)
+	return 0, fmt.Errorf("unknown action %q (want allow, limit, tarpit, drop, block, challenge or check)", s)
 }
 
 // Actions lists every action, in order, for metrics that pre-create labels.
@@ -131,9 +139,13 @@ func (c Class) String() string {
 // Clearance is what a verified clearance cookie says about its holder.
 // The zero value means "no valid clearance".
 type Clearance struct {
-	// Valid reports whether the token verified (signature, expiry, prefix,
-	// User-Agent).
+	// Valid reports whether a clearance earned by a solved challenge
+	// verified (signature, expiry, prefix, User-Agent).
 	Valid bool
+	// Checked reports that the client passed the cookie check: it holds a
+	// valid cookie-check token or a valid clearance. It satisfies check
+	// rules, never challenges.
+	Checked bool
 	// ID identifies the token; it is used as a rate-limit key so that one
 	// clearance cannot be shared by a botnet.
 	ID uint64
