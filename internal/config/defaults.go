@@ -163,9 +163,10 @@ func Default() *Config {
 //     behind one address and still stays far below; a single flooding bot
 //     sends hundreds a second.
 //   - Pages per network (/24, /64), 100/s with a burst of 300, answered with
-//     a challenge rather than a refusal: botnets spread a flood thin over
-//     many addresses of the same networks, while the real people who share
-//     those networks can prove they run a browser and carry on.
+//     a cookie check rather than a refusal: botnets spread a flood thin
+//     over many addresses of the same networks, while the real people who
+//     share those networks keep cookies as browsers do (with JavaScript or
+//     without) and carry on.
 //   - Static assets per address, 50/s with a burst of 200: a page pulls in
 //     dozens of assets at once, and they are cheap (cached).
 //   - Writes (POST, PUT, PATCH, DELETE) per address, 1/s with a burst of 5:
@@ -220,7 +221,7 @@ func BuiltinRules() []Rule {
 			Name:   "default-pages-per-prefix",
 			Match:  Match{Static: &f, Cleared: &f},
 			Limit:  &Limit{Rate: 100, Burst: 300, By: []string{"prefix"}},
-			Action: "challenge",
+			Action: "check",
 		},
 		{
 			Name:   "default-unchecked-misses",

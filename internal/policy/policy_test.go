@@ -108,29 +108,35 @@ func TestPrefixLimitCatchesSpreadFlood(t *testing.T) {
 	e := newEngine(t, "", true, nil)
 	// 300 addresses of one /24 each send 2 page requests: every one is far
 	// below the per-IP limit, the prefix as a whole is not.
-	challenged := 0
+	checked := 0
 	for i := range 150 {
 		f := facts("198.51.100."+strconv.Itoa(i+1), "GET", "/news/1")
 		for range 2 {
-			if d := e.Decide(f, verdict.ModeNormal, t0); d.Action == verdict.Challenge {
+			if d := e.Decide(f, verdict.ModeNormal, t0); d.Action == verdict.Check {
 				if d.Rule != "default-pages-per-prefix" {
-					t.Fatalf("challenged by %q", d.Rule)
+					t.Fatalf("checked by %q", d.Rule)
 				}
-				challenged++
+				checked++
 			} else if d.Action != verdict.Allow {
 				t.Fatalf("unexpected %+v", d)
 			}
 		}
 	}
 	// The prefix burst is 300: exactly 300 requests pass at one instant.
-	if challenged != 0 {
-		t.Fatalf("challenged %d of the first 300", challenged)
+	if checked != 0 {
+		t.Fatalf("checked %d of the first 300", checked)
 	}
 	f := facts("198.51.100.200", "GET", "/news/2")
-	if d := e.Decide(f, verdict.ModeNormal, t0); d.Action != verdict.Challenge {
-		t.Fatalf("request 301 from the prefix: %+v, want challenge", d)
+	if d := e.Decide(f, verdict.ModeNormal, t0); d.Action != verdict.Check {
+		t.Fatalf("request 301 from the prefix: %+v, want check", d)
 	}
-	// A cleared visitor in the same prefix is not challenged.
+	// A visitor who passed the check is not checked again.
+	passed := *f
+	passed.Clearance = verdict.Clearance{Checked: true}
+	if d := e.Decide(&passed, verdict.ModeNormal, t0); d.Action != verdict.Allow {
+		t.Fatalf("checked visitor: %+v", d)
+	}
+	// A cleared visitor in the same prefix is not checked.
 	f.Clearance = verdict.Clearance{Valid: true, ID: 42}
 	if d := e.Decide(f, verdict.ModeNormal, t0); d.Action != verdict.Allow || d.Class != verdict.ClassPriority {
 		t.Fatalf("cleared visitor: %+v", d)
