@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,6 +80,10 @@ var epoch = time.Now()
 var aLongTimeAgo = time.Unix(1, 0)
 
 var crlfcrlf = []byte("\r\n\r\n")
+
+// errWriteAfterHandler is returned to a handler that writes to its
+// response after ServeHTTP returned (the response is sent by then).
+var errWriteAfterHandler = errors.New("netx: response written after the handler returned")
 
 var readBufs = sync.Pool{New: func() any { b := make([]byte, fastReadBuf); return &b }}
 
@@ -483,6 +489,7 @@ func (fc *fastConn) serve(req *http.Request, w *h1Writer) int {
 		fc.stopWatch()
 	}
 	defer func() {
+		w.done.Store(true)
 		ob.bw.Reset(nil)
 		ob.pend = ob.pend[:0]
 		outBufs.Put(ob)
@@ -646,6 +653,9 @@ type h1Writer struct {
 	written int64
 	werr    error
 
+	// done is set when the response is complete (see finish).
+	done atomic.Bool
+
 	isHead, wroteHeader, headSent, handlerDone bool
 	chunking, closeAfter, hijacked             bool
 	trailers                                   []string // declared trailer names
@@ -670,7 +680,7 @@ func bodyAllowedForStatus(status int) bool {
 }
 
 func (w *h1Writer) WriteHeader(code int) {
-	if w.hijacked || w.wroteHeader {
+	if w.hijacked || w.wroteHeader || w.done.Load() {
 		return
 	}
 	if code < 100 || code > 999 {
@@ -695,7 +705,7 @@ func (w *h1Writer) WriteHeader(code int) {
 	h := w.header
 	badCL := false
 	if cl := h.Get("Content-Length"); cl != "" {
-		if v, ok := parseContentLength(cl); ok {
+		if v, ok := parseDigits(cl); ok {
 			w.clen = v
 		} else {
 			badCL = true
@@ -716,21 +726,6 @@ func (w *h1Writer) WriteHeader(code int) {
 	}
 }
 
-func parseContentLength(s string) (int64, bool) {
-	if s == "" || len(s) > 18 {
-		return 0, false
-	}
-	var n int64
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
-}
-
 func (w *h1Writer) noteErr(err error) {
 	if err != nil && w.werr == nil {
 		w.werr = err
@@ -740,6 +735,9 @@ func (w *h1Writer) noteErr(err error) {
 func (w *h1Writer) Write(p []byte) (int, error) {
 	if w.hijacked {
 		return 0, http.ErrHijacked
+	}
+	if w.done.Load() {
+		return 0, errWriteAfterHandler
 	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
@@ -771,7 +769,7 @@ func (w *h1Writer) Write(p []byte) (int, error) {
 // WriteString is Write for a string, without converting it first when the
 // head is sent already and the body goes straight to the buffer.
 func (w *h1Writer) WriteString(s string) (int, error) {
-	if !w.headSent || w.chunking || w.isHead || w.hijacked || !bodyAllowedForStatus(w.status) ||
+	if w.done.Load() || !w.headSent || w.chunking || w.isHead || w.hijacked || !bodyAllowedForStatus(w.status) ||
 		w.clen != -1 && w.written+int64(len(s)) > w.clen {
 		return w.Write([]byte(s))
 	}
@@ -812,7 +810,7 @@ func (w *h1Writer) body(p []byte) {
 	bw := w.ob.bw
 	if w.chunking {
 		var hex [16]byte
-		b := appendHex(hex[:0], uint64(len(p)))
+		b := strconv.AppendUint(hex[:0], uint64(len(p)), 16)
 		bw.Write(b)
 		bw.WriteString("\r\n")
 		bw.Write(p)
@@ -824,21 +822,6 @@ func (w *h1Writer) body(p []byte) {
 	w.noteErr(err)
 }
 
-func appendHex(b []byte, v uint64) []byte {
-	const digits = "0123456789abcdef"
-	if v == 0 {
-		return append(b, '0')
-	}
-	var tmp [16]byte
-	i := len(tmp)
-	for v > 0 {
-		i--
-		tmp[i] = digits[v&0xf]
-		v >>= 4
-	}
-	return append(b, tmp[i:]...)
-}
-
 // Flush sends the head and what is buffered to the client.
 func (w *h1Writer) Flush() { w.FlushError() }
 
@@ -846,6 +829,9 @@ func (w *h1Writer) Flush() { w.FlushError() }
 func (w *h1Writer) FlushError() error {
 	if w.hijacked {
 		return http.ErrHijacked
+	}
+	if w.done.Load() {
+		return errWriteAfterHandler
 	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
@@ -869,7 +855,7 @@ func (w *h1Writer) EnableFullDuplex() error { return nil }
 // flushed, deadlines are cleared and the bytes read past this request come
 // first from the returned reader.
 func (w *h1Writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	if w.hijacked {
+	if w.hijacked || w.done.Load() {
 		return nil, nil, http.ErrHijacked
 	}
 	fc := w.fc
@@ -910,6 +896,10 @@ func (w *h1Writer) finish() {
 	if !w.isHead && w.clen != -1 && bodyAllowedForStatus(w.status) && w.written != w.clen {
 		w.closeAfter = true // the body fell short of its Content-Length
 	}
+	// Done before the last flush: a handler that kept the writer and
+	// writes once its client has the answer gets an error, not a share of
+	// the pooled buffers of another response.
+	w.done.Store(true)
 	w.noteErr(bw.Flush())
 }
 
@@ -1048,7 +1038,7 @@ func (w *h1Writer) sendHead(p []byte, n int) {
 	if autoCL {
 		var num [20]byte
 		bw.WriteString("Content-Length: ")
-		bw.Write(appendInt(num[:0], w.clen))
+		bw.Write(strconv.AppendInt(num[:0], w.clen, 10))
 		bw.WriteString("\r\n")
 	}
 	_, err := bw.WriteString("\r\n")
@@ -1063,20 +1053,6 @@ func prefixTrailers(h http.Header) bool {
 		}
 	}
 	return false
-}
-
-func appendInt(b []byte, v int64) []byte {
-	if v == 0 {
-		return append(b, '0')
-	}
-	var tmp [20]byte
-	i := len(tmp)
-	for v > 0 {
-		i--
-		tmp[i] = byte('0' + v%10)
-		v /= 10
-	}
-	return append(b, tmp[i:]...)
 }
 
 // statusLines holds the status lines of the codes net/http knows.

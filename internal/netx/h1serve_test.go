@@ -646,3 +646,36 @@ func TestFastPathOversizedHead(t *testing.T) {
 		t.Fatalf("got %d %v close=%v", resp.StatusCode, resp.Header, resp.Close)
 	}
 }
+
+// TestFastPathWriteAfterHandler: a handler that keeps its ResponseWriter
+// and writes after returning gets an error; the connection's next answer
+// is not touched.
+func TestFastPathWriteAfterHandler(t *testing.T) {
+	late := make(chan error, 1)
+	var kept http.ResponseWriter
+	ready := make(chan struct{})
+	ts := startServer(t, Options{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/keep" {
+			kept = w
+			close(ready)
+		}
+		io.WriteString(w, "answer "+r.URL.Path)
+	}))
+	c := dialFrom(t, "127.0.0.1", ts.addr)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	io.WriteString(c, "GET /keep HTTP/1.1\r\nHost: h\r\n\r\n")
+	readResponse(t, br, "GET")
+	<-ready
+	_, err := kept.Write([]byte("INJECTED"))
+	late <- err
+	io.WriteString(c, "GET /next HTTP/1.1\r\nHost: h\r\n\r\n")
+	resp := readResponse(t, br, "GET")
+	body, _ := io.ReadAll(resp.Body)
+	if err := <-late; err == nil {
+		t.Fatal("a write after the handler returned succeeded")
+	}
+	if string(body) != "answer /next" {
+		t.Fatalf("next answer %q", body)
+	}
+}
