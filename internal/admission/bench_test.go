@@ -56,7 +56,7 @@ func BenchmarkAdmissionMiddleware(b *testing.B) {
 	finishProbe(b, l, clk, time.Millisecond)
 	h := l.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
-	}), nil)
+	}), Hooks{})
 	req := httptest.NewRequest("GET", "/", nil)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

@@ -59,7 +59,7 @@ func TestConvergesInFrontOfFixedCapacityOrigin(t *testing.T) {
 		}
 		return verdict.ClassNormal, 0
 	}
-	fsrv := httptest.NewServer(l.Middleware(proxy, classOf))
+	fsrv := httptest.NewServer(l.Middleware(proxy, Hooks{ClassOf: classOf}))
 	defer fsrv.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 100}, Timeout: 10 * time.Second}
 

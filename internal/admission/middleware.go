@@ -21,10 +21,24 @@ var (
 	hdrNoStore    = []string{"no-store"}
 )
 
+// Hooks are the callbacks Middleware takes from the shield. Nil fields are
+// left out.
+type Hooks struct {
+	// ClassOf gives a request's priority class and client key (see
+	// Acquire for what the key buys). Nil: every request is
+	// verdict.ClassNormal from one client.
+	ClassOf func(*http.Request) (verdict.Class, uint64)
+	// Recheck is called for a request admitted after waiting in the
+	// queue, before it goes to the origin: what the shield decided about
+	// it may no longer hold (the mode rose while it waited, because of the
+	// very flood it came with). It returns false when it answered the
+	// request itself; the slot is then handed back unused.
+	Recheck func(http.ResponseWriter, *http.Request) bool
+}
+
 // Middleware puts the Limiter in front of next (the upstream proxy). Each
-// request acquires a slot with the class and client key classOf gives it
-// (nil: every request is verdict.ClassNormal from one client; see Acquire
-// for what the key buys) and releases it when next writes the response
+// request acquires a slot with the class and client key hooks.ClassOf gives
+// it and releases it when next writes the response
 // headers: its latency is the time to headers, and the slot is not held
 // while a slow client reads the body (a slow reader cannot pin the origin's
 // capacity, and event streams do not hold slots). The outcome is Dropped for
@@ -37,11 +51,12 @@ var (
 // overload page. The cache in front replaces it with a stale copy when it has
 // one. The handler is safe for concurrent use; an admitted request costs one
 // small allocation (the response writer wrapper).
-func (l *Limiter) Middleware(next http.Handler, classOf func(*http.Request) (verdict.Class, uint64)) http.Handler {
+func (l *Limiter) Middleware(next http.Handler, hooks Hooks) http.Handler {
 	g := &gate{
 		l:               l,
 		next:            next,
-		classOf:         classOf,
+		classOf:         hooks.ClassOf,
+		recheck:         hooks.Recheck,
 		hdrRetryQueue:   []string{l.retryAfter},
 		hdrRetryBreaker: []string{l.retryBreaker},
 		hdrContentType:  []string{l.o.OverloadContentType},
@@ -54,6 +69,7 @@ type gate struct {
 	l       *Limiter
 	next    http.Handler
 	classOf func(*http.Request) (verdict.Class, uint64)
+	recheck func(http.ResponseWriter, *http.Request) bool
 
 	hdrRetryQueue, hdrRetryBreaker, hdrContentType, hdrLength []string
 }
@@ -67,6 +83,10 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t, err := g.l.Acquire(ctx, class, flow)
 	if err != nil {
 		g.refuse(w, r, err)
+		return
+	}
+	if t.Queued() && g.recheck != nil && !g.recheck(w, r) {
+		t.Release(0, Ignore)
 		return
 	}
 	rw := &releaseWriter{ResponseWriter: w, t: t, now: g.l.o.Now, ctx: ctx}

@@ -46,7 +46,7 @@ func TestMiddlewareRefuses(t *testing.T) {
 				defer hold.Release(time.Millisecond, Success)
 			}
 			reached := false
-			h := l.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached = true }), nil)
+			h := l.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached = true }), Hooks{})
 			srv := httptest.NewServer(h)
 			defer srv.Close()
 			req, _ := http.NewRequest(tt.method, srv.URL+"/page", nil)
@@ -91,7 +91,7 @@ func TestMiddlewareReleasesAtHeaders(t *testing.T) {
 		}
 		<-more
 		io.WriteString(w, "data: two\n\n")
-	}), nil)
+	}), Hooks{})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	resp, err := srv.Client().Get(srv.URL + "/events")
@@ -126,7 +126,7 @@ func TestMiddlewareOutcomes(t *testing.T) {
 			l, _ := limiterAt(t, 4, Options{})
 			h := l.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.WriteHeader(tt.status)
-			}), func(*http.Request) (verdict.Class, uint64) { return verdict.ClassPriority, 0 })
+			}), Hooks{ClassOf: func(*http.Request) (verdict.Class, uint64) { return verdict.ClassPriority, 0 }})
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
 			s := l.Stats()
@@ -144,7 +144,7 @@ func TestMiddlewarePanicReleases(t *testing.T) {
 	l, _ := limiterAt(t, 1, Options{})
 	h := l.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler)
-	}), nil)
+	}), Hooks{})
 	func() {
 		defer func() {
 			if recover() == nil {

@@ -60,7 +60,7 @@ func TestOriginStoppedServesStaleThenFresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	front := httptest.NewServer(c.Middleware(lim.Middleware(proxyTo(addr, 2*time.Second), nil)))
+	front := httptest.NewServer(c.Middleware(lim.Middleware(proxyTo(addr, 2*time.Second), admission.Hooks{})))
 	defer front.Close()
 	client := front.Client()
 

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rampart-shield/rampart/internal/verdict"
 )
 
 // TestAdmissionFairAcrossClients: a client flooding a slow endpoint fills
@@ -64,5 +66,65 @@ admission: {initial_limit: 4, min_limit: 4, max_limit: 4, queue_size: 512, max_w
 	// more it would wait 40 x 30 ms / 4 slots = 300 ms at least.
 	if med := lat[len(lat)/2]; med > 200*time.Millisecond {
 		t.Fatalf("reader's median latency %v behind a flood (all: %v), want it served in turn", med, lat)
+	}
+}
+
+// TestQueuedRequestRecheckedWhenModeRises: a request that waited for the
+// origin while the mode rose gets what a request arriving now gets (here
+// the elevated mode's cookie check), not the origin.
+func TestQueuedRequestRecheckedWhenModeRises(t *testing.T) {
+	hold := make(chan struct{})
+	origin := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-hold
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		fmt.Fprintf(w, "origin %s", r.URL.Path)
+	})
+	s := startShield(t, testConfig(t, origin.URL, `
+mode: normal
+admission: {initial_limit: 1, min_limit: 1, max_limit: 1}
+`))
+	base := s.Addrs()[0]
+	first := make(chan int, 1)
+	go func() {
+		code, _, _ := get(t, clientFrom("127.0.40.1"), base+"/slow")
+		first <- code
+	}()
+	waitFor(t, "the first request at the origin", 5*time.Second, func() bool { return origin.hits.Load() == 1 })
+	second := make(chan *http.Response, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, base+"/search?q=queued", nil)
+		req.Header.Set("User-Agent", "Go-http-client/1.1")
+		resp, err := clientFrom("127.0.41.1").Do(req)
+		if err != nil {
+			t.Errorf("queued request: %v", err)
+			second <- nil
+			return
+		}
+		resp.Body.Close()
+		second <- resp
+	}()
+	waitFor(t, "the second request queued", 5*time.Second, func() bool {
+		st := s.admission.Stats()
+		return st.Queued[0]+st.Queued[1]+st.Queued[2] == 1
+	})
+	s.SetMode(verdict.ModeElevated)
+	close(hold)
+	if code := <-first; code != 200 {
+		t.Fatalf("first request: %d", code)
+	}
+	resp := <-second
+	if resp == nil {
+		t.FailNow()
+	}
+	if resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Rampart-Mitigated") != "cookie-check" {
+		t.Fatalf("queued request after the mode rose: %d %q", resp.StatusCode, resp.Header.Get("Rampart-Mitigated"))
+	}
+	if n := origin.hits.Load(); n != 1 {
+		t.Fatalf("the origin saw %d requests, want only the first", n)
+	}
+	if st := s.admission.Stats(); st.InFlight != 0 {
+		t.Fatalf("slot not handed back: %d in flight", st.InFlight)
 	}
 }

@@ -341,6 +341,40 @@ func (s *Shield) refuseMiss(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
+// recheck runs the miss rules again for a client's request that waited for
+// the origin while the mode rose, so that the requests a flood queued before
+// the shield saw it do not reach the origin after it has: each gets what a
+// request arriving now would get. The cache's background refreshes (for
+// which the miss rules never ran) pass. It reports whether the request may
+// go on.
+func (s *Shield) recheck(w http.ResponseWriter, r *http.Request) bool {
+	rq := requestFrom(r)
+	mode := s.Mode()
+	if rq == nil || !rq.missChecked || mode <= rq.mode {
+		return true
+	}
+	rq.mode = mode
+	if s.admitMiss(r) {
+		return true
+	}
+	s.answerMiss(w, r, rq)
+	return false
+}
+
+// answerMiss answers a request the miss rules refused: challenge, check,
+// 429 or a dropped connection.
+func (s *Shield) answerMiss(w http.ResponseWriter, r *http.Request, rq *request) {
+	if s.refuseMiss(w, r) {
+		return
+	}
+	switch rq.miss.Action {
+	case verdict.Limit, verdict.Tarpit:
+		s.tooMany(w, r, rq.miss)
+	default: // drop, block
+		s.drop(w, r)
+	}
+}
+
 // originGate runs the miss rules for the client requests that reach the
 // origin without the cache having asked: other methods than GET and HEAD,
 // logged-in visitors, keys the cache passes through, and everything when
@@ -352,15 +386,7 @@ func (s *Shield) originGate(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if s.refuseMiss(w, r) {
-			return
-		}
-		switch rq.miss.Action {
-		case verdict.Limit, verdict.Tarpit:
-			s.tooMany(w, r, rq.miss)
-		default: // drop, block
-			s.drop(w, r)
-		}
+		s.answerMiss(w, r, rq)
 	})
 }
 

@@ -210,7 +210,7 @@ func New(cfg *config.Config, o Options) (*Shield, error) {
 	// the cache passes through, then admission, then the pool.
 	var h http.Handler = s.pool
 	if s.admission != nil {
-		h = s.admission.Middleware(h, s.classOf)
+		h = s.admission.Middleware(h, admission.Hooks{ClassOf: s.classOf, Recheck: s.recheck})
 	}
 	h = s.originGate(h)
 	if s.cache != nil {
