@@ -101,13 +101,16 @@ type Detect struct {
 	// distress always counts). The baseline is saved in the state
 	// directory every minute and at shutdown, and a restart starts from
 	// it (if under a week old). Without one it starts at zero and is young
-	// until it has learned from a minute of calm traffic: a surge must
-	// then also be ten times (extreme_factor) the floors, 500 requests or
-	// 250 origin requests a second by default, and there is no extreme
-	// surge (only origin distress leads to under_attack), so a busy site's
-	// first start is not read as an attack while a flood already running
-	// still raises the mode. A warm-up ignores surges altogether, at the
-	// price of not seeing such a flood.
+	// until it has learned from a minute of calm traffic (or brought the
+	// mode down from elevated): a surge is then a rate over ten times
+	// (extreme_factor) the floors, 500 requests or 250 origin requests a
+	// second by default, whatever the young baseline says (a flood that
+	// ramps up over a few seconds is not learned as the site's traffic),
+	// and there is no extreme surge (only origin distress leads to
+	// under_attack), so a busy site's first start is not read as an attack
+	// while a flood already running still raises the mode. A warm-up
+	// ignores surges altogether and lets the young baseline count from its
+	// end, at the price of not seeing such a flood.
 	WarmUp Duration `yaml:"warm_up"`
 }
 

@@ -86,10 +86,11 @@ type Options struct {
 	WarmUp time.Duration
 	// LearnFor is how long the baseline is young: until it has learned
 	// from this much calm traffic in normal mode (or was restored with
-	// SetBaseline), a surge
+	// SetBaseline, or brought the mode down from elevated), a surge
 	// must also be ExtremeFactor times the floors (MinRate,
-	// MinOriginRate), and there is no extreme surge (only origin distress
-	// leads to under_attack). In normal mode a young baseline is the plain
+	// MinOriginRate), in normal mode without a warm-up whatever the
+	// baseline (see thresholds), and there is no extreme surge (only
+	// origin distress leads to under_attack). In normal mode a young baseline is the plain
 	// mean of the calm seconds it has seen; in elevated mode it learns at
 	// the slow pace. So a first start in front of a busy site does not
 	// read its ordinary traffic as an attack, or comes down within minutes
@@ -223,17 +224,13 @@ func (d *Detector) Observe(s Sample) (verdict.Mode, bool) {
 
 	warm := s.Time.Sub(d.start) >= d.o.WarmUp
 	young := d.learned < d.o.LearnFor
-	minRate, minOrigin := d.o.MinRate, d.o.MinOriginRate
-	if young {
-		minRate *= d.o.ExtremeFactor
-		minOrigin *= d.o.ExtremeFactor
-	}
+	reqLimit, originLimit := d.thresholds()
 	surge := ""
 	if warm {
 		switch {
-		case rate > minRate && rate > d.o.SurgeFactor*d.baseReq:
+		case rate > reqLimit:
 			surge = fmt.Sprintf("request surge: %.0f/s against a baseline of %.0f/s", rate, d.baseReq)
-		case origin > minOrigin && origin > d.o.SurgeFactor*d.baseOrigin:
+		case origin > originLimit:
 			surge = fmt.Sprintf("cache-miss surge: %.0f/s to the origin against a baseline of %.0f/s", origin, d.baseOrigin)
 		}
 	}
@@ -264,7 +261,7 @@ func (d *Detector) Observe(s Sample) (verdict.Mode, bool) {
 	// origin requests): a flood the cache and elevated mode's checks
 	// absorb gains nothing from challenging every visitor.
 	extreme := ""
-	originSurge := origin > minOrigin && origin > d.o.SurgeFactor*d.baseOrigin
+	originSurge := origin > originLimit
 	if warm && !young && originSurge && rate > d.o.ExtremeMinRate && rate > d.o.ExtremeFactor*d.baseReq {
 		d.extremeRun++
 		extreme = fmt.Sprintf("extreme surge: %.0f/s against a baseline of %.0f/s, %.0f/s of it to the origin", rate, d.baseReq, origin)
@@ -306,8 +303,35 @@ func (d *Detector) Observe(s Sample) (verdict.Mode, bool) {
 		d.mode--
 		d.quietSince = s.Time
 		d.reason = fmt.Sprintf("quiet for %v", d.o.StandDown)
+		if d.mode == verdict.ModeNormal && d.seeded {
+			// The baseline learned enough to bring the mode down: it
+			// is no longer young (or normal mode's young threshold
+			// would raise it again at once).
+			d.learned = max(d.learned, d.o.LearnFor)
+		}
 	}
 	return d.mode, d.mode != prev
+}
+
+// thresholds returns the request and origin-request rates above which a
+// reading is a surge: SurgeFactor times the baseline, and at least the
+// floors (MinRate, MinOriginRate). While the baseline is young the floors
+// are ExtremeFactor times higher, and in normal mode without a warm-up the
+// young baseline does not count at all: its plain mean would learn the
+// first seconds of a flood that ramps up over a few seconds and lift the
+// threshold out of the flood's reach. In elevated mode it counts, so that a
+// busy site's first start comes down as the baseline learns its traffic;
+// after a warm-up it counts, since learning first is what the warm-up is for.
+func (d *Detector) thresholds() (requests, origin float64) {
+	requests, origin = d.o.MinRate, d.o.MinOriginRate
+	if d.learned < d.o.LearnFor {
+		requests *= d.o.ExtremeFactor
+		origin *= d.o.ExtremeFactor
+		if d.mode == verdict.ModeNormal && d.o.WarmUp == 0 {
+			return requests, origin
+		}
+	}
+	return max(requests, d.o.SurgeFactor*d.baseReq), max(origin, d.o.SurgeFactor*d.baseOrigin)
 }
 
 // TripFactor is how far above the surge threshold a rate read over a short
@@ -326,13 +350,8 @@ func (d *Detector) Trip(now time.Time, rate, origin float64) (verdict.Mode, bool
 	if d.mode != verdict.ModeNormal || !d.have || now.Sub(d.start) < d.o.WarmUp {
 		return d.mode, false
 	}
-	minRate, minOrigin := d.o.MinRate, d.o.MinOriginRate
-	if d.learned < d.o.LearnFor {
-		minRate *= d.o.ExtremeFactor
-		minOrigin *= d.o.ExtremeFactor
-	}
-	reqLimit := TripFactor * max(minRate, d.o.SurgeFactor*d.baseReq)
-	originLimit := TripFactor * max(minOrigin, d.o.SurgeFactor*d.baseOrigin)
+	reqLimit, originLimit := d.thresholds()
+	reqLimit, originLimit = TripFactor*reqLimit, TripFactor*originLimit
 	switch {
 	case rate > reqLimit:
 		d.reason = fmt.Sprintf("request surge: %.0f/s against a baseline of %.0f/s (fast trip)", rate, d.baseReq)

@@ -282,3 +282,41 @@ func TestTrip(t *testing.T) {
 		t.Fatal("no trip over 1.5 x 3 x the baseline")
 	}
 }
+
+// TestRampAtFirstStart: a flood that ramps up over a few seconds at a first
+// start is not learned as the site's traffic by the young baseline: it
+// raises the mode when it passes the young floor (500/s), both in the
+// one-second readings and on the trip's short window. A busy site that
+// first started elevated and came down keeps its learned baseline.
+func TestRampAtFirstStart(t *testing.T) {
+	f := newFeed(t, Options{})
+	for i, rate := range []uint64{175, 425} {
+		if m := f.second(rate, rate/2, nil); m != verdict.ModeNormal {
+			t.Fatalf("second %d of the ramp (%d/s): %v", i+1, rate, m)
+		}
+	}
+	if m := f.second(675, 300, nil); m != verdict.ModeElevated {
+		b, _ := f.d.Baseline()
+		t.Fatalf("675/s after a ramp (baseline %.0f): %v", b, m)
+	}
+
+	g := newFeed(t, Options{})
+	g.run(2, 400, 200, nil)
+	if _, changed := g.d.Trip(g.s.Time.Add(300*time.Millisecond), 800, 0); !changed {
+		t.Fatal("a ramp past 1.5 x the young floor did not trip")
+	}
+
+	// A busy site's first start: elevated, then down once the baseline
+	// has learned; back in normal mode its own traffic is no surge.
+	k := newFeed(t, Options{StandDown: 10 * time.Second})
+	k.run(3, 1000, 40, nil)
+	for range 20 * 60 {
+		if k.second(1000, 40, nil) == verdict.ModeNormal {
+			break
+		}
+	}
+	if m := k.run(120, 1000, 40, nil); m != verdict.ModeNormal {
+		b, _ := k.d.Baseline()
+		t.Fatalf("a busy site's traffic after it stood down: %v (baseline %.0f)", m, b)
+	}
+}
