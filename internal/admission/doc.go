@@ -22,8 +22,8 @@
 // turn, one request each, so a reader with one request waiting is not
 // queued behind a flooder's hundred; a full queue sheds the newest request
 // of the longest client. Each request waits until its class deadline, and
-// one admitted after waiting is handed to Hooks.Recheck first (the shield
-// judges it again if the mode rose meanwhile). Waiting is a channel
+// an admitted one is handed to Hooks.Recheck first (the shield judges it
+// again if the mode rose since it arrived). Waiting is a channel
 // receive with a timer; no goroutine polls. A request that cannot be
 // admitted gets a 503 with Retry-After and the operator's overload page,
 // which the cache in front turns into a stale copy when it has one.

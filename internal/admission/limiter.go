@@ -112,15 +112,10 @@ func seconds(d time.Duration) string {
 // Ticket is an admitted request's slot at the origin. Release it exactly
 // once; the zero Ticket releases nothing.
 type Ticket struct {
-	l      *Limiter
-	epoch  uint32
-	trial  bool
-	queued bool // admitted from the queue, after waiting
+	l     *Limiter
+	epoch uint32
+	trial bool
 }
-
-// Queued reports whether the request waited in the queue before it was
-// admitted (the world may have changed meanwhile: see Hooks.Recheck).
-func (t Ticket) Queued() bool { return t.queued }
 
 // Release returns the slot and reports the request's latency to the origin
 // (time to response headers) and its outcome. It may admit waiters.
@@ -301,9 +296,7 @@ func (l *Limiter) grantLocked() {
 			}
 		}
 		l.queued--
-		t := l.admitLocked(w.class)
-		t.queued = true
-		w.finish(t, nil)
+		w.finish(l.admitLocked(w.class), nil)
 	}
 }
 

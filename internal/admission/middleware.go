@@ -28,11 +28,12 @@ type Hooks struct {
 	// Acquire for what the key buys). Nil: every request is
 	// verdict.ClassNormal from one client.
 	ClassOf func(*http.Request) (verdict.Class, uint64)
-	// Recheck is called for a request admitted after waiting in the
-	// queue, before it goes to the origin: what the shield decided about
-	// it may no longer hold (the mode rose while it waited, because of the
-	// very flood it came with). It returns false when it answered the
-	// request itself; the slot is then handed back unused.
+	// Recheck is called for every admitted request, before it goes to the
+	// origin: what the shield decided about it may no longer hold (the
+	// mode rose while it waited in the queue, or behind another request
+	// for the same page in the cache, because of the very flood it came
+	// with). It returns false when it answered the request itself; the
+	// slot is then handed back unused.
 	Recheck func(http.ResponseWriter, *http.Request) bool
 }
 
@@ -85,7 +86,7 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, err)
 		return
 	}
-	if t.Queued() && g.recheck != nil && !g.recheck(w, r) {
+	if g.recheck != nil && !g.recheck(w, r) {
 		t.Release(0, Ignore)
 		return
 	}

@@ -451,7 +451,7 @@ func (h *handler) finish(rec *recorder, r *http.Request, k fetchKey, stale *entr
 		}
 		return flightResult{e: newSharedEntry(k.key, rec.status, rec.hdr, rec.buf, nowNs), label: hdrMiss}
 	default: // modePass
-		if !panicked {
+		if !panicked && !rec.mitigated {
 			c.st.notStored.Add(1)
 			c.markPass(k.key, nowNs)
 		}

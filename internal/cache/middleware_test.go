@@ -448,6 +448,40 @@ func TestHitForPassReleasesFollowers(t *testing.T) {
 	}
 }
 
+// TestMitigatedAnswerDoesNotMarkPass: an answer of the shield's own behind
+// the cache (Rampart-Mitigated: a check for one client, even with a header
+// that would keep it out of the cache) is passed to that client, never
+// stored, and does not mark the key uncacheable: the next request fetches
+// and stores the page.
+func TestMitigatedAnswerDoesNotMarkPass(t *testing.T) {
+	c := mustNew(t, Options{})
+	var first atomic.Bool
+	first.Store(true)
+	o := &origin{handler: func(w http.ResponseWriter, r *http.Request) {
+		if first.Swap(false) {
+			w.Header().Set("Rampart-Mitigated", "cookie-check")
+			w.Header().Set("Cache-Control", "public, max-age=60")
+			w.Header().Set("Location", r.URL.Path)
+			w.WriteHeader(http.StatusTemporaryRedirect)
+			return
+		}
+		w.Header().Set("Cache-Control", "public, max-age=60")
+		io.WriteString(w, "page")
+	}}
+	h := c.Middleware(o)
+	var got []string
+	for range 3 {
+		w := do(h, "GET", "http://e.org/p")
+		got = append(got, fmt.Sprintf("%d %s %s", w.Code, w.Header().Get("Rampart-Mitigated"), w.Header().Get("Rampart-Cache")))
+	}
+	if want := []string{"307 cookie-check BYPASS", "200  MISS", "200  HIT"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if s := c.Stats(); s.HitForPass != 0 {
+		t.Errorf("hit-for-pass marks %d, want 0", s.HitForPass)
+	}
+}
+
 func TestAdmitMiss(t *testing.T) {
 	clk := newFakeClock()
 	var allow atomic.Bool

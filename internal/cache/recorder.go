@@ -62,6 +62,10 @@ type recorder struct {
 	written     int64
 	tooBig      bool
 	clientErr   bool
+	// mitigated: the response is the shield's own answer to this client
+	// (Rampart-Mitigated: a check, a challenge, a limit), which says
+	// nothing about the key's cacheability.
+	mitigated bool
 }
 
 func (rec *recorder) writesThrough() bool {
@@ -99,8 +103,13 @@ func (rec *recorder) WriteHeader(code int) {
 		return
 	}
 	rec.cc = parseResponseCacheControl(rec.hdr)
+	_, rec.mitigated = rec.hdr["Rampart-Mitigated"]
 	label := hdrMiss
 	switch {
+	case rec.mitigated && code < 500:
+		rec.mode = modePass
+		label = hdrBypass
+		rec.startPassing()
 	case c.storable(code, rec.hdr, rec.cc):
 		rec.mode = modeStore
 		if n, ok := contentLength(rec.hdr); ok && n > 0 && rec.reserve(int64(allocSize(int(n)))) {

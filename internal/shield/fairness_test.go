@@ -3,6 +3,7 @@ package shield
 import (
 	"fmt"
 	"net/http"
+	"net/http/cookiejar"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -75,10 +76,12 @@ admission: {initial_limit: 4, min_limit: 4, max_limit: 4, queue_size: 512, max_w
 func TestQueuedRequestRecheckedWhenModeRises(t *testing.T) {
 	hold := make(chan struct{})
 	origin := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		cc := "public, max-age=60"
 		if r.URL.Path == "/slow" {
 			<-hold
+			cc = "no-store"
 		}
-		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Cache-Control", cc)
 		fmt.Fprintf(w, "origin %s", r.URL.Path)
 	})
 	s := startShield(t, testConfig(t, origin.URL, `
@@ -94,7 +97,7 @@ admission: {initial_limit: 1, min_limit: 1, max_limit: 1}
 	waitFor(t, "the first request at the origin", 5*time.Second, func() bool { return origin.hits.Load() == 1 })
 	second := make(chan *http.Response, 1)
 	go func() {
-		req, _ := http.NewRequest(http.MethodGet, base+"/search?q=queued", nil)
+		req, _ := http.NewRequest(http.MethodGet, base+"/page", nil)
 		req.Header.Set("User-Agent", "Go-http-client/1.1")
 		resp, err := clientFrom("127.0.41.1").Do(req)
 		if err != nil {
@@ -126,5 +129,28 @@ admission: {initial_limit: 1, min_limit: 1, max_limit: 1}
 	}
 	if st := s.admission.Stats(); st.InFlight != 0 {
 		t.Fatalf("slot not handed back: %d in flight", st.InFlight)
+	}
+	// The check answered the queued client, not the page: the cache must
+	// not take it for the page's answer and stop storing the page, so a
+	// visitor that keeps cookies is checked once, then gets the page
+	// fetched and stored, then from the cache.
+	c := clientFrom("127.0.42.1")
+	c.Jar, _ = cookiejar.New(nil)
+	var got []string
+	for range 3 {
+		req, _ := http.NewRequest(http.MethodGet, base+"/page", nil)
+		req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) rampart-test")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		got = append(got, fmt.Sprintf("%d %s%s", resp.StatusCode, resp.Header.Get("Rampart-Mitigated"), resp.Header.Get("Rampart-Cache")))
+	}
+	if want := []string{"307 cookie-check", "200 MISS", "200 HIT"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("a visitor after the recheck: %q, want %q", got, want)
+	}
+	if n := origin.hits.Load(); n != 2 {
+		t.Fatalf("the origin saw %d requests, want 2 (the first and one fetch of /page)", n)
 	}
 }

@@ -341,12 +341,13 @@ func (s *Shield) refuseMiss(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// recheck runs the miss rules again for a client's request that waited for
-// the origin while the mode rose, so that the requests a flood queued before
-// the shield saw it do not reach the origin after it has: each gets what a
-// request arriving now would get. The cache's background refreshes (for
-// which the miss rules never ran) pass. It reports whether the request may
-// go on.
+// recheck runs the miss rules again for a client's request admitted to the
+// origin in a higher mode than the one it arrived in (it waited in the
+// admission queue, or behind another request for the same page in the
+// cache), so that the requests a flood queued before the shield saw it do
+// not reach the origin after it has: each gets what a request arriving now
+// would get. The cache's background refreshes (for which the miss rules
+// never ran) pass. It reports whether the request may go on.
 func (s *Shield) recheck(w http.ResponseWriter, r *http.Request) bool {
 	rq := requestFrom(r)
 	mode := s.Mode()
