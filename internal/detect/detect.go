@@ -171,6 +171,7 @@ type Detector struct {
 	learned             time.Duration // calm traffic learned from
 	surgeRun, distress  int
 	extremeRun          int
+	tripQueue           int // Trip readings in a row with a long queue
 	quietSince          time.Time
 	reason              string
 }
@@ -339,24 +340,41 @@ func (d *Detector) thresholds() (requests, origin float64) {
 // noisy, so only the onset of a flood well past the threshold trips.
 const TripFactor = 1.5
 
+// TripQueueReadings is how many readings of Trip in a row must see
+// QueueDepth or more requests queued for the origin to raise the mode: one
+// reading could be the instant of an ordinary burst.
+const TripQueueReadings = 2
+
 // Trip is the fast path of Observe for the onset of a flood: rate and
 // origin are the request and origin-request rates over the last fraction
-// of a second. When the mode is normal and either rate is TripFactor times
-// its surge threshold (as Observe computes it, young baseline included)
-// the mode becomes elevated at once, instead of after the next one-second
-// reading: every second of delay is a second of flood at the origin. It
-// returns the mode and whether it changed.
-func (d *Detector) Trip(now time.Time, rate, origin float64) (verdict.Mode, bool) {
-	if d.mode != verdict.ModeNormal || !d.have || now.Sub(d.start) < d.o.WarmUp {
+// of a second, queued the requests waiting for the origin now. When the
+// mode is normal and either rate is TripFactor times its surge threshold
+// (as Observe computes it, young baseline included, and not during the
+// warm-up), or the queue was QueueDepth long at TripQueueReadings readings
+// in a row (origin distress, which the warm-up does not hide), the mode
+// becomes elevated at once, instead of after the next one-second reading:
+// every second of delay is a second of flood at the origin. It returns the
+// mode and whether it changed.
+func (d *Detector) Trip(now time.Time, rate, origin float64, queued int) (verdict.Mode, bool) {
+	if d.mode != verdict.ModeNormal || !d.have {
+		d.tripQueue = 0
 		return d.mode, false
 	}
+	if queued >= d.o.QueueDepth {
+		d.tripQueue++
+	} else {
+		d.tripQueue = 0
+	}
+	warm := now.Sub(d.start) >= d.o.WarmUp
 	reqLimit, originLimit := d.thresholds()
 	reqLimit, originLimit = TripFactor*reqLimit, TripFactor*originLimit
 	switch {
-	case rate > reqLimit:
+	case warm && rate > reqLimit:
 		d.reason = fmt.Sprintf("request surge: %.0f/s against a baseline of %.0f/s (fast trip)", rate, d.baseReq)
-	case origin > originLimit:
+	case warm && origin > originLimit:
 		d.reason = fmt.Sprintf("cache-miss surge: %.0f/s to the origin against a baseline of %.0f/s (fast trip)", origin, d.baseOrigin)
+	case d.tripQueue >= TripQueueReadings:
+		d.reason = fmt.Sprintf("%d requests queued for the origin (fast trip)", queued)
 	default:
 		return d.mode, false
 	}

@@ -253,17 +253,17 @@ func TestTrip(t *testing.T) {
 	f := newFeed(t, Options{StandDown: 10 * time.Second})
 	now := f.s.Time.Add(100 * time.Millisecond)
 	// Young baseline: threshold 10 x 50/s = 500/s, so a trip needs 750/s.
-	if m, changed := f.d.Trip(now, 700, 0); changed || m != verdict.ModeNormal {
+	if m, changed := f.d.Trip(now, 700, 0, 0); changed || m != verdict.ModeNormal {
 		t.Fatalf("under the trip rate: %v %v", m, changed)
 	}
-	if m, changed := f.d.Trip(now, 0, 360); changed || m != verdict.ModeNormal {
+	if m, changed := f.d.Trip(now, 0, 360, 0); changed || m != verdict.ModeNormal {
 		t.Fatalf("origin under the trip rate (1.5 x 250/s): %v %v", m, changed)
 	}
-	m, changed := f.d.Trip(now, 800, 0)
+	m, changed := f.d.Trip(now, 800, 0, 0)
 	if !changed || m != verdict.ModeElevated || !strings.Contains(f.d.Reason(), "fast trip") {
 		t.Fatalf("over the trip rate: %v %v %q", m, changed, f.d.Reason())
 	}
-	if _, changed := f.d.Trip(now, 1e6, 1e6); changed {
+	if _, changed := f.d.Trip(now, 1e6, 1e6, 0); changed {
 		t.Fatal("trip changed a raised mode")
 	}
 	// Quiet from now on: the mode comes down after StandDown.
@@ -275,10 +275,10 @@ func TestTrip(t *testing.T) {
 	// needs more than 1800/s.
 	g := newFeed(t, Options{})
 	g.d.SetBaseline(400, 50)
-	if _, changed := g.d.Trip(g.s.Time.Add(time.Second), 1700, 0); changed {
+	if _, changed := g.d.Trip(g.s.Time.Add(time.Second), 1700, 0, 0); changed {
 		t.Fatal("tripped under 1.5 x 3 x the baseline")
 	}
-	if _, changed := g.d.Trip(g.s.Time.Add(time.Second), 1900, 0); !changed {
+	if _, changed := g.d.Trip(g.s.Time.Add(time.Second), 1900, 0, 0); !changed {
 		t.Fatal("no trip over 1.5 x 3 x the baseline")
 	}
 }
@@ -302,7 +302,7 @@ func TestRampAtFirstStart(t *testing.T) {
 
 	g := newFeed(t, Options{})
 	g.run(2, 400, 200, nil)
-	if _, changed := g.d.Trip(g.s.Time.Add(300*time.Millisecond), 800, 0); !changed {
+	if _, changed := g.d.Trip(g.s.Time.Add(300*time.Millisecond), 800, 0, 0); !changed {
 		t.Fatal("a ramp past 1.5 x the young floor did not trip")
 	}
 
@@ -318,5 +318,30 @@ func TestRampAtFirstStart(t *testing.T) {
 	if m := k.run(120, 1000, 40, nil); m != verdict.ModeNormal {
 		b, _ := k.d.Baseline()
 		t.Fatalf("a busy site's traffic after it stood down: %v (baseline %.0f)", m, b)
+	}
+}
+
+// TestTripOnQueue: a queue at the origin of QueueDepth or more for two
+// tripwire readings in a row raises the mode at once, also during a
+// warm-up (origin distress is never hidden); one reading, or two apart, is
+// an ordinary burst.
+func TestTripOnQueue(t *testing.T) {
+	f := newFeed(t, Options{WarmUp: time.Minute})
+	now := f.s.Time
+	step := func(queued int) bool {
+		now = now.Add(100 * time.Millisecond)
+		_, changed := f.d.Trip(now, 0, 0, queued)
+		return changed
+	}
+	for i, q := range []int{40, 0, 40, 31} {
+		if step(q) {
+			t.Fatalf("reading %d (queue %d) raised the mode", i, q)
+		}
+	}
+	if step(32) {
+		t.Fatal("one reading of 32 raised the mode")
+	}
+	if !step(32) || f.d.Mode() != verdict.ModeElevated || !strings.Contains(f.d.Reason(), "queued for the origin (fast trip)") {
+		t.Fatalf("two readings of 32: %v %q", f.d.Mode(), f.d.Reason())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -162,6 +163,44 @@ detect: {warm_up: 0s, min_rate: 5, min_origin_rate: 1000, elevate_after: 5}
 		t.Fatalf("raised by %q after %v, want the tripwire", why, took)
 	}
 	// elevate_after 5 would have taken five seconds of surge.
+	if took > 1500*time.Millisecond {
+		t.Fatalf("raised after %v", took)
+	}
+}
+
+// TestQueueTripsAtOnce: requests piling up for a saturated origin raise the
+// mode within a fraction of a second (the tripwire reads the admission
+// queue), though their rate is far under any surge threshold and the
+// one-second readings would take elevate_after seconds.
+func TestQueueTripsAtOnce(t *testing.T) {
+	hold := make(chan struct{})
+	origin := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+		}
+		w.Header().Set("Cache-Control", "no-store")
+	})
+	s := startShield(t, testConfig(t, origin.URL, `
+mode: auto
+default_rules: false
+detect: {warm_up: 0s, min_rate: 100000, min_origin_rate: 100000, elevate_after: 5}
+admission: {initial_limit: 2, min_limit: 2, max_limit: 2, queue_size: 512}
+`))
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() {
+			get(t, clientFrom(fmt.Sprintf("127.132.%d.1", i)), fmt.Sprintf("%s/search?q=%d", s.Addrs()[0], i))
+		})
+	}
+	waitFor(t, "the queue to raise the mode", 4*time.Second, func() bool { return s.Mode() == verdict.ModeElevated })
+	took := time.Since(start)
+	close(hold)
+	wg.Wait()
+	if why := s.ModeReason(); !strings.Contains(why, "queued for the origin (fast trip)") {
+		t.Fatalf("raised by %q after %v, want the tripwire on the queue", why, took)
+	}
 	if took > 1500*time.Millisecond {
 		t.Fatalf("raised after %v", took)
 	}

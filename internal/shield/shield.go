@@ -556,9 +556,10 @@ type tripReading struct {
 	requests, miss uint64
 }
 
-// trip reads the request and cache-miss counters and lets the detector
-// raise the mode at once at the onset of a flood well past its threshold,
-// without waiting for the next one-second reading.
+// trip reads the request and cache-miss counters and the admission queue
+// and lets the detector raise the mode at once at the onset of a flood well
+// past its threshold or of a queue at the origin, without waiting for the
+// next one-second reading.
 func (s *Shield) trip(w *tripWindow) {
 	if !s.auto.Load() || s.Mode() != verdict.ModeNormal {
 		*w = tripWindow{}
@@ -566,19 +567,26 @@ func (s *Shield) trip(w *tripWindow) {
 	}
 	now := s.now()
 	cur := tripReading{t: now, requests: s.metrics.count.Load(), miss: s.originRequests()}
-	old := w.r[w.next] // the oldest reading, as the ring is full
+	old := w.r[w.next] // the oldest reading, once the ring is full
 	w.r[w.next] = cur
 	w.next = (w.next + 1) % len(w.r)
-	dt := now.Sub(old.t).Seconds()
-	if old.t.IsZero() || dt <= 0 {
-		return
+	var rate, origin float64 // unknown until the ring is full: no surge
+	if dt := now.Sub(old.t).Seconds(); !old.t.IsZero() && dt > 0 {
+		rate, origin = float64(cur.requests-old.requests)/dt, float64(cur.miss-old.miss)/dt
+	}
+	queued := 0
+	if s.admission != nil {
+		as := s.admission.Stats()
+		for _, n := range as.Queued {
+			queued += n
+		}
 	}
 	s.modeMu.Lock()
 	defer s.modeMu.Unlock()
 	if s.detector == nil || !s.auto.Load() {
 		return
 	}
-	if m, changed := s.detector.Trip(now, float64(cur.requests-old.requests)/dt, float64(cur.miss-old.miss)/dt); changed {
+	if m, changed := s.detector.Trip(now, rate, origin, queued); changed {
 		s.setMode(m, "auto: "+s.detector.Reason())
 	}
 }
